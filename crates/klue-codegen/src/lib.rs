@@ -1,0 +1,1 @@
+//! klue-codegen: generates Rust from the API specs at build time.

@@ -1,0 +1,20 @@
+//! klue: the runtime of a spec-first REST service.
+//!
+//! From the IR that `klue-spec` loads, it builds an axum `Router` for the APIs a service serves:
+//! routing, parameter and body validation against the spec, JWT auth, the uniform JSON error
+//! with an `error_id`, and the built-ins every service has (`/ping`, `/version`,
+//! `/auth/version`, `/openapi/<api>.json|yaml`, `/docs`). It also holds the runtime that
+//! generated clients use.
+//!
+//! It is not a code generator (that is `klue-codegen`, which emits typed traits on top of the
+//! dynamic [`Handlers`] interface here) and knows nothing about deployment.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod handler;
+
+pub use context::{Claims, RequestContext};
+pub use error::{ApiError, ErrorBody, FieldError, FieldLocation};
+pub use handler::{Handler, HandlerResult, Handlers, Reply, Request};
+pub use klue_spec as spec;
