@@ -1,0 +1,36 @@
+//! `cargo xtask test`: what CI runs. Installs the Python test tools into a venv, then runs
+//! rustfmt, clippy and every test of the workspace.
+
+use crate::util::{cargo, python_venv, run, target_dir, workspace_root};
+use anyhow::Result;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and clippy (only run the tests).
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments passed to `cargo test` (after `--workspace`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cargo_args: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let root = workspace_root();
+    let python = python_venv(
+        &target_dir().join("klue-test-venv"),
+        &root.join("xtask").join("test-requirements.txt"),
+    )?;
+    if !args.no_lint {
+        run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+        run(cargo().current_dir(&root).args([
+            "clippy", "--workspace", "--all-targets", "--", "-D", "warnings",
+        ]))?;
+    }
+    run(cargo()
+        .current_dir(&root)
+        .env("KLUE_TEST_PYTHON", &python)
+        .args(["test", "--workspace"])
+        .args(&args.cargo_args))?;
+    Ok(ExitCode::SUCCESS)
+}
