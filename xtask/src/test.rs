@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs. Installs the Python test tools into a venv, then runs
 //! rustfmt, clippy and every test of the workspace.
 
-use crate::util::{cargo, python_venv, run, target_dir, workspace_root};
+use crate::util::{self, cargo, python_venv, target_dir, workspace_root};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -22,12 +22,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &root.join("xtask").join("test-requirements.txt"),
     )?;
     if !args.no_lint {
-        run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
-        run(cargo().current_dir(&root).args([
+        util::run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+        util::run(cargo().current_dir(&root).args([
             "clippy", "--workspace", "--all-targets", "--", "-D", "warnings",
         ]))?;
     }
-    run(cargo()
+    util::run(cargo()
         .current_dir(&root)
         .env("KLUE_TEST_PYTHON", &python)
         .args(["test", "--workspace"])
