@@ -257,7 +257,8 @@ pub fn is_json_media_type(media_type: &str) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A documented response.
@@ -315,7 +316,9 @@ pub enum AuthRequirement {
     None,
     /// A bearer JWT is required; the names of the security schemes (or `x-decorate-server`)
     /// that asked for it.
-    Jwt { schemes: Vec<String> },
+    Jwt {
+        schemes: Vec<String>,
+    },
 }
 
 impl AuthRequirement {
@@ -332,7 +335,10 @@ pub enum SecurityScheme {
     /// `type: http` with another scheme (e.g. basic): documented, not enforced by klue.
     Http { scheme: String },
     /// `type: apiKey` not on `Authorization`: documented, not enforced by klue.
-    ApiKey { name: String, location: ParamLocation },
+    ApiKey {
+        name: String,
+        location: ParamLocation,
+    },
     /// oauth2 / openIdConnect: documented, enforced as bearer JWT.
     OAuth2OrOpenIdConnect,
 }
@@ -383,7 +389,9 @@ impl Api {
 
     /// The operation with this id.
     pub fn operation(&self, operation_id: &str) -> Option<&Operation> {
-        self.operations.iter().find(|o| o.operation_id == operation_id)
+        self.operations
+            .iter()
+            .find(|o| o.operation_id == operation_id)
     }
 }
 

@@ -9,7 +9,16 @@
 //! `klue-codegen` read the IR it produces. It stays light (no async, no network) because build
 //! scripts compile it too.
 
+mod api;
+mod builtin;
+mod ctx;
+mod document;
 mod ir;
+mod loader;
+mod normalize;
+mod operations;
+mod swagger2;
+mod yaml;
 
 pub use ir::*;
 
@@ -61,16 +70,24 @@ impl fmt::Display for SpecErrors {
 /// klue's built-in API (`/ping`, `/version`, `/auth/version`, the `Error` model).
 pub const BUILTIN_SPEC: &str = include_str!("builtin.yaml");
 
-/// Reads every `*.yaml`, `*.yml` and `*.json` file of `dir` and loads them ([`load_sources`]).
+/// Reads every `*.yaml`, `*.yml` and `*.json` file of `dir` (not recursively, sorted by name)
+/// and loads them ([`load_sources`]).
 pub fn load_dir(dir: &Path) -> Result<Vec<Api>, SpecErrors> {
-    let _ = dir;
-    Err(SpecErrors(vec![]))
+    let (sources, mut errors) = loader::read_dir(dir);
+    match load_sources(&sources) {
+        Ok(apis) if errors.is_empty() => Ok(apis),
+        Ok(_) => Err(SpecErrors(errors)),
+        Err(SpecErrors(more)) => {
+            errors.extend(more);
+            loader::sort_errors(&mut errors);
+            Err(SpecErrors(errors))
+        }
+    }
 }
 
 /// Loads spec files given as text. Files with an `openapi` or `swagger` key each become an
 /// [`Api`] (sorted by name); other files are fragments, usable only as `$ref` targets.
 /// Built-in operations and schemas are merged into every API.
 pub fn load_sources(sources: &[Source]) -> Result<Vec<Api>, SpecErrors> {
-    let _ = sources;
-    Err(SpecErrors(vec![]))
+    loader::load(sources)
 }
