@@ -147,39 +147,25 @@ pub struct ErrorBody {
     pub errors: Vec<FieldError>,
 }
 
-/// The request id and error id an error answer is sent with; put in the response's extensions
-/// so the request log line and the reporter can name them.
+/// Put in an error response's extensions, so the request log line can name the error id
+/// and code.
 #[derive(Debug, Clone)]
 pub struct ErrorAnswered {
     pub error_id: String,
     pub code: String,
-    /// Whether the error was a 5xx with a cause (for the log level).
-    pub internal: bool,
 }
 
 impl ApiError {
-    /// Turns the error into its JSON response, logging it once with a fresh error id.
+    /// Turns the error into its JSON response with a fresh error id. Logging and reporting are
+    /// the caller's: the runtime logs one line per request (with the error id) and reports 5xx.
     pub fn into_response_for(self, request_id: &str) -> Response {
         let error_id = uuid::Uuid::new_v4().to_string();
+        self.into_response_with_id(request_id, error_id)
+    }
+
+    /// Like [`ApiError::into_response_for`], with a given error id.
+    pub fn into_response_with_id(self, request_id: &str, error_id: String) -> Response {
         let body = self.body(&error_id, request_id);
-        let internal = self.status.is_server_error();
-        if internal {
-            match &self.cause {
-                Some(cause) => tracing::error!(
-                    error_id = %error_id, request_id = %request_id, code = %self.code,
-                    "{}: {cause:#}", self.description
-                ),
-                None => tracing::error!(
-                    error_id = %error_id, request_id = %request_id, code = %self.code,
-                    "{}", self.description
-                ),
-            }
-        } else {
-            tracing::debug!(
-                error_id = %error_id, request_id = %request_id, code = %self.code,
-                "{}", self.description
-            );
-        }
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = Response::new(axum::body::Body::from(bytes));
         *response.status_mut() = self.status;
@@ -191,7 +177,6 @@ impl ApiError {
         response.extensions_mut().insert(ErrorAnswered {
             error_id,
             code: self.code.into_owned(),
-            internal,
         });
         response
     }

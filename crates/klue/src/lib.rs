@@ -8,13 +8,30 @@
 //!
 //! It is not a code generator (that is `klue-codegen`, which emits typed traits on top of the
 //! dynamic [`Handlers`] interface here) and knows nothing about deployment.
+//!
+//! A service's `main` is one call:
+//! ```ignore
+//! klue::server::run_service(specs, |b| b.serve("helloworld", handlers)).await
+//! ```
 
 pub mod auth;
+mod builtins;
 pub mod context;
 pub mod error;
 pub mod handler;
+mod layers;
+pub mod middleware;
+mod operation;
+pub mod panic;
+pub mod params;
+pub mod reporter;
+mod runtime;
+pub mod server;
+pub mod validate;
 
 pub use context::{Claims, RequestContext};
 pub use error::{ApiError, ErrorBody, FieldError, FieldLocation};
 pub use handler::{Handler, HandlerResult, Handlers, Reply, Request};
 pub use klue_spec as spec;
+pub use reporter::{ErrorReport, ErrorReporter, LogReporter};
+pub use runtime::{RuntimeConfig, Service, ServiceBuilder, StartupError};

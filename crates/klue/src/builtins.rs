@@ -1,0 +1,152 @@
+//! What every klue service answers besides its own API: `/ping`, `/version`, `/auth/version`
+//! (operations of klue's built-in spec, dispatched like any other), the served specs at
+//! `/openapi/<api>.json|yaml`, and Swagger UI at `/docs` (assets inside the binary).
+
+use crate::handler::{Handler, Reply, Request};
+use axum::Router;
+use axum::extract::Path;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use klue_spec::Api;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The answers of the built-in operations, computed once.
+pub(crate) struct BuiltinState {
+    version: Value,
+}
+
+impl BuiltinState {
+    pub(crate) fn new(api: &Api, container_version: &str) -> Self {
+        BuiltinState {
+            version: json!({"name": api.name, "version": api.version, "container": container_version}),
+        }
+    }
+}
+
+/// The handler of a built-in operation, by operation id.
+pub(crate) fn handler_for(operation_id: &str, state: Arc<BuiltinState>) -> Option<Arc<dyn Handler>> {
+    match operation_id {
+        "ping" => Some(Arc::new(|_: Request| async { Ok(Reply::json(StatusCode::OK, json!({}))) })),
+        "version" | "auth_version" => Some(Arc::new(move |_: Request| {
+            let body = state.version.clone();
+            async move { Ok(Reply::json(StatusCode::OK, body)) }
+        })),
+        _ => None,
+    }
+}
+
+/// The served specs, rendered once at startup.
+pub(crate) struct Documents {
+    /// `<api>.json` / `<api>.yaml` -> (content type, bytes).
+    files: BTreeMap<String, (&'static str, Vec<u8>)>,
+    docs_page: String,
+}
+
+impl Documents {
+    pub(crate) fn new(apis: &[Api]) -> Result<Self, String> {
+        let mut files = BTreeMap::new();
+        for api in apis {
+            let json = serde_json::to_vec_pretty(&api.document)
+                .map_err(|e| format!("{}: cannot render the served spec as JSON: {e}", api.name))?;
+            let yaml = serde_norway::to_string(&api.document)
+                .map_err(|e| format!("{}: cannot render the served spec as YAML: {e}", api.name))?;
+            files.insert(format!("{}.json", api.name), ("application/json", json));
+            files.insert(format!("{}.yaml", api.name), ("application/yaml", yaml.into_bytes()));
+        }
+        let urls: Vec<Value> = apis
+            .iter()
+            .map(|a| json!({"url": format!("/openapi/{}.json", a.name), "name": a.name}))
+            .collect();
+        let docs_page = DOCS_PAGE.replace(
+            "<div id=\"swagger-ui\"></div>",
+            &format!(
+                "<div id=\"swagger-ui\" data-urls=\"{}\"></div>",
+                html_escape(&Value::Array(urls).to_string())
+            ),
+        );
+        Ok(Documents { files, docs_page })
+    }
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>API docs</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body>
+</html>
+"#;
+
+/// Swagger UI's start-up, as a file so the page needs no inline script.
+const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({
+  urls: JSON.parse(document.getElementById("swagger-ui").dataset.urls || "[]"),
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis],
+});
+"##;
+
+const SWAGGER_UI_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const SWAGGER_UI_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+const FAVICON: &[u8] = include_bytes!("../assets/swagger-ui/favicon-32x32.png");
+
+fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+fn not_found(what: &str) -> Response {
+    crate::error::ApiError::new(404, crate::error::codes::NOT_FOUND, format!("No such document: {what}"))
+        .into_response()
+}
+
+/// `/openapi/{file}`, `/docs` and `/docs/{asset}`. Only known names are served: nothing is
+/// read from disk, so there is no path to traverse.
+pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
+    let files = Arc::clone(&docs);
+    let page = docs.docs_page.clone();
+    Router::new()
+        .route(
+            "/openapi/{file}",
+            get(move |Path(file): Path<String>| {
+                let files = Arc::clone(&files);
+                async move {
+                    match files.files.get(&file) {
+                        Some((content_type, bytes)) => asset(content_type, bytes.clone()),
+                        None => not_found(&file),
+                    }
+                }
+            }),
+        )
+        .route("/docs", get(move || async move { asset("text/html; charset=utf-8", page) }))
+        .route(
+            "/docs/{asset}",
+            get(|Path(name): Path<String>| async move {
+                match name.as_str() {
+                    "swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_UI_JS),
+                    "swagger-ui.css" => asset("text/css", SWAGGER_UI_CSS),
+                    "favicon-32x32.png" => asset("image/png", FAVICON),
+                    "init.js" => asset("text/javascript", DOCS_INIT),
+                    _ => not_found(&name),
+                }
+            }),
+        )
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}

@@ -1,0 +1,67 @@
+//! The outer request layer: `X-Request-Id` (taken from the request or generated, and echoed)
+//! and one log line per request (method, path, status, latency, request id, error id).
+
+use crate::error::ErrorAnswered;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The request id of a request, in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+
+/// A request id from the client is kept when it is short visible ASCII; otherwise a UUID.
+fn accept_request_id(value: Option<&HeaderValue>) -> Arc<str> {
+    value
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+}
+
+/// The request id the middleware assigned (a fresh one if the middleware did not run).
+pub(crate) fn request_id_of(request: &Request) -> Arc<str> {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| Arc::clone(&r.0))
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+}
+
+/// `METHOD /path` (the query is left out: it may carry secrets).
+pub(crate) fn request_line(request: &Request) -> String {
+    format!("{} {}", request.method(), request.uri().path())
+}
+
+pub(crate) async fn request_id_and_log(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = accept_request_id(request.headers().get(X_REQUEST_ID));
+    request.extensions_mut().insert(RequestId(Arc::clone(&request_id)));
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match response.extensions().get::<ErrorAnswered>() {
+        Some(e) => tracing::info!(
+            target: "klue::request",
+            %method, %path, status, latency_ms, request_id = %request_id,
+            error = %e.code, error_id = %e.error_id,
+            "request"
+        ),
+        None => tracing::info!(
+            target: "klue::request",
+            %method, %path, status, latency_ms, request_id = %request_id,
+            "request"
+        ),
+    }
+    response
+}

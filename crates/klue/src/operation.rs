@@ -1,0 +1,540 @@
+//! One operation at run time: compiled once at startup from the IR, then, per request:
+//! auth -> parameters -> body -> handler -> (response validation) -> JSON.
+
+use crate::auth::Authenticated;
+use crate::context::{self, RequestContext};
+use crate::error::{ApiError, FieldError, FieldLocation, codes};
+use crate::handler::{Handler, Reply, Request};
+use crate::params::{self, Kind};
+use crate::runtime::Shared;
+use crate::validate::SchemaValidator;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::response::Response;
+use futures_util::FutureExt;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use klue_spec::{Api, Operation, ParamLocation, ParamStyle, ResponseStatus, is_json_media_type};
+use serde_json::{Map, Value};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+/// A parameter, ready to decode and validate.
+struct CompiledParam {
+    name: String,
+    location: ParamLocation,
+    field_location: FieldLocation,
+    required: bool,
+    kind: Kind,
+    style: ParamStyle,
+    explode: bool,
+    default: Option<Value>,
+    validator: SchemaValidator,
+    header_name: Option<HeaderName>,
+}
+
+/// Which body encodings an operation accepts.
+struct CompiledBody {
+    required: bool,
+    json: Option<SchemaValidator>,
+    /// `application/x-www-form-urlencoded`: validator and the kinds of the properties.
+    form: Option<(SchemaValidator, Kind)>,
+    /// Accepted media types, for the 415 message.
+    accepted: Vec<String>,
+    /// A JSON body without a schema (any JSON accepted).
+    json_any: bool,
+}
+
+struct CompiledResponse {
+    status: ResponseStatus,
+    validator: Option<SchemaValidator>,
+}
+
+/// An operation of a served API, bound to its handler.
+pub(crate) struct OperationRuntime {
+    pub(crate) operation_id: Arc<str>,
+    pub(crate) method: klue_spec::Method,
+    pub(crate) path: String,
+    params: Vec<CompiledParam>,
+    has_path_params: bool,
+    body: Option<CompiledBody>,
+    responses: Vec<CompiledResponse>,
+    needs_auth: bool,
+    handler: Arc<dyn Handler>,
+}
+
+/// A problem compiling an operation's schemas.
+pub(crate) struct CompileError {
+    pub(crate) pointer: String,
+    pub(crate) message: String,
+}
+
+fn field_location(location: ParamLocation) -> FieldLocation {
+    match location {
+        ParamLocation::Path => FieldLocation::Path,
+        ParamLocation::Query => FieldLocation::Query,
+        ParamLocation::Header => FieldLocation::Header,
+        ParamLocation::Cookie => FieldLocation::Cookie,
+    }
+}
+
+impl OperationRuntime {
+    /// Compiles every schema of `op` once. All problems are returned together.
+    pub(crate) fn compile(
+        api: &Api,
+        op: &Operation,
+        handler: Arc<dyn Handler>,
+    ) -> Result<OperationRuntime, Vec<CompileError>> {
+        let mut problems = Vec::new();
+        let base = &op.location.pointer;
+        let mut compile = |pointer: String, schema: &Value| match SchemaValidator::compile(api, schema) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                problems.push(CompileError { pointer, message: format!("schema does not compile: {message}") });
+                None
+            }
+        };
+
+        let mut params = Vec::new();
+        for (i, p) in op.parameters.iter().enumerate() {
+            let Some(validator) = compile(format!("{base}/parameters/{i}/schema"), &p.schema) else {
+                continue;
+            };
+            let header_name = match p.location {
+                ParamLocation::Header => HeaderName::from_bytes(p.name.to_ascii_lowercase().as_bytes()).ok(),
+                _ => None,
+            };
+            params.push(CompiledParam {
+                name: p.name.clone(),
+                location: p.location,
+                field_location: field_location(p.location),
+                required: p.required,
+                kind: Kind::of(&p.schema, &api.schemas),
+                style: p.style,
+                explode: p.explode,
+                default: p.default_value().cloned(),
+                validator,
+                header_name,
+            });
+        }
+
+        let body = op.request_body.as_ref().map(|rb| {
+            let mut body = CompiledBody {
+                required: rb.required,
+                json: None,
+                form: None,
+                accepted: rb.content.iter().map(|m| m.media_type.clone()).collect(),
+                json_any: false,
+            };
+            for (i, media) in rb.content.iter().enumerate() {
+                let pointer = format!("{base}/requestBody/content/{i}/schema");
+                if is_json_media_type(&media.media_type) {
+                    match &media.schema {
+                        Some(schema) => body.json = compile(pointer, schema),
+                        None => body.json_any = true,
+                    }
+                } else if media.media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                    let schema = media.schema.clone().unwrap_or(Value::Bool(true));
+                    if let Some(v) = compile(pointer, &schema) {
+                        body.form = Some((v, Kind::of(&schema, &api.schemas)));
+                    }
+                }
+            }
+            body
+        });
+
+        let mut responses = Vec::new();
+        for r in &op.responses {
+            let validator = r
+                .json_schema()
+                .and_then(|schema| compile(format!("{base}/responses/{}", r.status), schema));
+            responses.push(CompiledResponse { status: r.status, validator });
+        }
+
+        if let Some(b) = &body {
+            if b.json.is_none() && !b.json_any && b.form.is_none() {
+                problems.push(CompileError {
+                    pointer: format!("{base}/requestBody"),
+                    message: format!(
+                        "no supported media type in {:?}: klue accepts JSON and application/x-www-form-urlencoded bodies",
+                        b.accepted
+                    ),
+                });
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(OperationRuntime {
+            operation_id: Arc::from(op.operation_id.as_str()),
+            method: op.method,
+            path: op.path.clone(),
+            has_path_params: params.iter().any(|p| p.location == ParamLocation::Path),
+            params,
+            body,
+            responses,
+            needs_auth: op.auth.is_required(),
+            handler,
+        })
+    }
+}
+
+/// Serves one request for `op`. Never fails: every error becomes the JSON error answer.
+pub(crate) async fn dispatch(op: Arc<OperationRuntime>, shared: Arc<Shared>, request: axum::extract::Request) -> Response {
+    let request_id = crate::middleware::request_id_of(&request);
+    let request_line = crate::middleware::request_line(&request);
+    match serve(&op, &shared, request, &request_id).await {
+        Ok(response) => response,
+        Err(error) => shared.answer_error(error, &request_id, &request_line, Some(&op.operation_id)),
+    }
+}
+
+async fn serve(
+    op: &OperationRuntime,
+    shared: &Shared,
+    request: axum::extract::Request,
+    request_id: &Arc<str>,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+
+    // Auth first: an anonymous caller never learns what a valid request looks like.
+    let caller: Option<Authenticated> = if op.needs_auth {
+        Some(shared.authenticator.authenticate(&parts).await?)
+    } else {
+        None
+    };
+
+    let mut request = Request::default();
+    let mut errors = Vec::new();
+    read_parameters(op, &mut parts, &mut request, &mut errors).await?;
+    if let Some(spec) = &op.body {
+        request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(describe(&errors), errors));
+    }
+
+    let ctx = RequestContext {
+        request_id: Arc::clone(request_id),
+        operation_id: Arc::clone(&op.operation_id),
+        claims: caller.as_ref().map(|c| Arc::clone(&c.claims)),
+        token: caller.map(|c| c.token),
+    };
+    request.ctx = ctx.clone();
+    let call = op.handler.call(request);
+    let guarded = tokio::time::timeout(shared.config.request_timeout, AssertUnwindSafe(call).catch_unwind());
+    let reply = match context::scope(ctx, guarded).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(panic)) => return Err(ApiError::internal(crate::panic::describe(panic))),
+        Err(_elapsed) => {
+            return Err(ApiError::new(
+                503,
+                codes::REQUEST_TIMEOUT,
+                format!("The server did not answer within {:?}", shared.config.request_timeout),
+            ));
+        }
+    };
+    reply_response(op, shared, reply)
+}
+
+/// Decodes, defaults and validates every declared parameter.
+async fn read_parameters(
+    op: &OperationRuntime,
+    parts: &mut http::request::Parts,
+    request: &mut Request,
+    errors: &mut Vec<FieldError>,
+) -> Result<(), ApiError> {
+    if op.params.is_empty() {
+        return Ok(());
+    }
+    let path_params = if op.has_path_params {
+        match RawPathParams::from_request_parts(parts, &()).await {
+            Ok(raw) => raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            Err(rejection) => {
+                return Err(ApiError::invalid(
+                    format!("Invalid path: {rejection}"),
+                    vec![FieldError {
+                        location: FieldLocation::Path,
+                        name: None,
+                        pointer: None,
+                        message: rejection.to_string(),
+                    }],
+                ));
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let cookies: Vec<(String, String)> = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(params::parse_cookies)
+        .collect();
+
+    for p in &op.params {
+        let raw: Vec<&str> = match p.location {
+            ParamLocation::Path => path_params.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
+            ParamLocation::Query => query.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
+            ParamLocation::Cookie => cookies.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
+            ParamLocation::Header => match &p.header_name {
+                Some(name) => {
+                    let mut values = Vec::new();
+                    for v in parts.headers.get_all(name) {
+                        match v.to_str() {
+                            Ok(s) => values.push(s),
+                            Err(_) => errors.push(FieldError {
+                                location: FieldLocation::Header,
+                                name: Some(p.name.clone()),
+                                pointer: None,
+                                message: "header value is not visible ASCII".into(),
+                            }),
+                        }
+                    }
+                    values
+                }
+                None => Vec::new(),
+            },
+        };
+        let decoded = match (p.location, p.style, &p.kind) {
+            (ParamLocation::Query, ParamStyle::DeepObject, kind) => params::decode_deep_object(&p.name, &query, kind),
+            (ParamLocation::Query, ParamStyle::Form, kind @ Kind::Object(_)) if p.explode => {
+                params::decode_exploded_object(&query, kind)
+            }
+            (_, style, kind) => params::decode(&raw, kind, style, p.explode),
+        };
+        let value = match decoded.or_else(|| p.default.clone()) {
+            Some(value) => value,
+            None if p.required => {
+                errors.push(FieldError {
+                    location: p.field_location,
+                    name: Some(p.name.clone()),
+                    pointer: None,
+                    message: format!("{} parameter '{}' is required", p.location.as_str(), p.name),
+                });
+                continue;
+            }
+            None => continue,
+        };
+        errors.extend(p.validator.parameter_errors(p.field_location, &p.name, &value));
+        let target = match p.location {
+            ParamLocation::Path => &mut request.path,
+            ParamLocation::Query => &mut request.query,
+            ParamLocation::Header => &mut request.headers,
+            ParamLocation::Cookie => &mut request.cookies,
+        };
+        target.insert(p.name.clone(), value);
+    }
+    Ok(())
+}
+
+/// Reads (bounded), parses and validates the body. `Ok(None)` when no body was sent and none
+/// is required.
+async fn read_body(
+    spec: &CompiledBody,
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Body,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Value>, ApiError> {
+    let limit = shared.config.body_limit;
+    let declared_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(too_large(limit)),
+        Err(e) => {
+            return Err(ApiError::new(400, codes::INVALID_PARAMETER, format!("Could not read the request body: {e}")));
+        }
+    };
+    if bytes.is_empty() {
+        if spec.required {
+            errors.push(FieldError {
+                location: FieldLocation::Body,
+                name: None,
+                pointer: Some(String::new()),
+                message: "a request body is required".into(),
+            });
+        }
+        return Ok(None);
+    }
+
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let accepts_json = spec.json.is_some() || spec.json_any;
+    // A body without Content-Type is taken as JSON when the operation accepts JSON.
+    let is_json = match &content_type {
+        None => accepts_json,
+        Some(ct) => is_json_media_type(ct),
+    };
+    if is_json && accepts_json {
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(FieldError {
+                    location: FieldLocation::Body,
+                    name: None,
+                    pointer: Some(String::new()),
+                    message: format!("the body is not valid JSON: {e}"),
+                });
+                return Ok(None);
+            }
+        };
+        if let Some(validator) = &spec.json {
+            errors.extend(validator.body_errors(&value));
+        }
+        return Ok(Some(value));
+    }
+    if content_type.as_deref() == Some("application/x-www-form-urlencoded") {
+        if let Some((validator, kind)) = &spec.form {
+            let value = decode_form(&bytes, kind);
+            errors.extend(validator.body_errors(&value));
+            return Ok(Some(value));
+        }
+    }
+    Err(ApiError::new(
+        415,
+        codes::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "Content-Type {} is not accepted here; send one of: {}",
+            content_type.as_deref().unwrap_or("(none)"),
+            spec.accepted.join(", ")
+        ),
+    ))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        codes::PAYLOAD_TOO_LARGE,
+        format!("The request body is larger than the limit of {limit} bytes"),
+    )
+}
+
+/// A urlencoded form as a JSON object, coercing each field to its declared kind.
+fn decode_form(bytes: &[u8], kind: &Kind) -> Value {
+    let props = match kind {
+        Kind::Object(props) => Some(props),
+        _ => None,
+    };
+    let mut object = Map::new();
+    for (key, value) in form_urlencoded::parse(bytes) {
+        let field_kind = props.and_then(|p| p.get(key.as_ref())).unwrap_or(&Kind::Any);
+        match field_kind {
+            Kind::Array(item) => {
+                let entry = object.entry(key.into_owned()).or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(items) = entry {
+                    items.push(params::coerce_scalar(&value, item));
+                }
+            }
+            other => {
+                object.insert(key.into_owned(), params::coerce_scalar(&value, other));
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+/// A one-line summary of validation errors for `error_description`.
+fn describe(errors: &[FieldError]) -> String {
+    let first = &errors[0];
+    let what = match (&first.name, &first.pointer, first.location) {
+        (Some(name), _, location) => format!("Invalid {} parameter '{name}'", location_name(location)),
+        (None, Some(pointer), FieldLocation::Body) if !pointer.is_empty() => format!("Invalid body at {pointer}"),
+        _ => "Invalid request body".to_owned(),
+    };
+    let more = match errors.len() {
+        1 => String::new(),
+        n => format!(" (and {} more error{})", n - 1, if n > 2 { "s" } else { "" }),
+    };
+    format!("{what}: {}{more}", first.message)
+}
+
+fn location_name(location: FieldLocation) -> &'static str {
+    match location {
+        FieldLocation::Path => "path",
+        FieldLocation::Query => "query",
+        FieldLocation::Header => "header",
+        FieldLocation::Cookie => "cookie",
+        FieldLocation::Body => "body",
+    }
+}
+
+/// The handler's reply as an HTTP response, validated against the spec when enabled.
+fn reply_response(op: &OperationRuntime, shared: &Shared, reply: Reply) -> Result<Response, ApiError> {
+    if shared.config.validate_responses {
+        check_reply(op, &reply)?;
+    }
+    let mut response = match &reply.body {
+        Some(body) => {
+            let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
+            let mut response = Response::new(Body::from(bytes));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        None => Response::new(Body::empty()),
+    };
+    *response.status_mut() = reply.status;
+    for (name, value) in reply.headers {
+        if let Some(name) = name {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Response validation: the status must be documented and the body must match its schema.
+fn check_reply(op: &OperationRuntime, reply: &Reply) -> Result<(), ApiError> {
+    let code = reply.status.as_u16();
+    let documented = op
+        .responses
+        .iter()
+        .find(|r| r.status == ResponseStatus::Code(code))
+        .or_else(|| op.responses.iter().find(|r| matches!(r.status, ResponseStatus::Range(_)) && r.status.matches(code)))
+        .or_else(|| op.responses.iter().find(|r| r.status == ResponseStatus::Default));
+    let bad = |cause: String| {
+        ApiError::new(
+            500,
+            codes::BAD_RESPONSE,
+            "The server produced a response that does not match its API specification",
+        )
+        .with_cause(anyhow::anyhow!("{} {} answered {code}: {cause}", op.method, op.path))
+    };
+    let Some(documented) = documented else {
+        return Err(bad(format!("status {code} is not documented")));
+    };
+    match (&documented.validator, &reply.body) {
+        (Some(validator), Some(body)) => {
+            let violations = validator.violations(body);
+            if !violations.is_empty() {
+                let listed: Vec<String> =
+                    violations.iter().map(|v| format!("at '{}': {}", v.pointer, v.message)).collect();
+                return Err(bad(format!("the body does not match the schema: {}", listed.join("; "))));
+            }
+        }
+        (Some(_), None) => return Err(bad("the body is missing".into())),
+        _ => {}
+    }
+    if reply.status == StatusCode::NO_CONTENT && reply.body.is_some() {
+        return Err(bad("204 with a body".into()));
+    }
+    Ok(())
+}

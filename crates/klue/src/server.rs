@@ -1,0 +1,194 @@
+//! Running a service: command line, logging, binding, and graceful shutdown on SIGTERM and
+//! SIGINT (stop accepting, let in-flight requests finish, exit 0 within the drain time),
+//! also as PID 1 in a container.
+
+use crate::runtime::{RuntimeConfig, ServiceBuilder};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use klue_spec::Source;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// The service binary's command line.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "A klue service")]
+pub struct ServerArgs {
+    /// TCP port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "KLUE_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "KLUE_DRAIN_SECONDS", default_value_t = 20.0)]
+    pub drain_seconds: f64,
+    /// Load the specs from this folder instead of the ones built into the binary.
+    #[arg(long, env = "KLUE_APIS_DIR")]
+    pub apis_dir: Option<PathBuf>,
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Time for in-flight requests after the shutdown signal.
+    pub drain: Duration,
+    /// A client must send its request headers within this time (slow clients cannot hold
+    /// connections open forever).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers); larger gets 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            drain: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Logs to stdout: pretty by default, one JSON object per line with `KLUE_LOG_FORMAT=json`.
+/// The level comes from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("KLUE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    // A second initialization (tests) is not an error worth failing for.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+}
+
+/// Resolves when the process gets SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received, shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains: no new connections,
+/// in-flight requests finish (up to `options.drain`), idle keep-alive connections close.
+pub async fn serve(router: Router, listener: TcpListener, shutdown: impl Future<Output = ()>, options: ServeOptions) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(
+                    router.clone().map_request(|request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new)),
+                );
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(error = %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = tokio::time::sleep(options.drain) => {
+            tracing::warn!(drain = ?options.drain, "drain time over; closing the remaining connections");
+        }
+    }
+}
+
+/// The whole life of a service binary: parse the command line, log, load the specs (the
+/// embedded ones, or `--apis-dir`), configure JWT auth from the environment, let `configure`
+/// bind the handlers, check everything, listen, and shut down gracefully. A problem at
+/// startup is printed with what to fix and the process exits 1.
+pub async fn run_service(specs: Vec<Source>, configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder) -> ExitCode {
+    use clap::Parser;
+    let args = ServerArgs::parse();
+    init_tracing();
+    match start(args, specs, configure).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            tracing::error!("startup failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(
+    args: ServerArgs,
+    specs: Vec<Source>,
+    configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
+) -> Result<(), String> {
+    let apis = match &args.apis_dir {
+        Some(dir) => klue_spec::load_dir(dir),
+        None => klue_spec::load_sources(&specs),
+    }
+    .map_err(|e| e.to_string())?;
+    let config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
+    let mut builder = ServiceBuilder::new(apis).config(config);
+    if let Some(authenticator) = crate::auth::from_env().map_err(|e| format!("JWT configuration: {e}"))? {
+        builder = builder.authenticator(authenticator);
+    }
+    let service = configure(builder).build().map_err(|e| e.to_string())?;
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let drain = Duration::try_from_secs_f64(args.drain_seconds)
+        .map_err(|_| format!("--drain-seconds {} is not a duration", args.drain_seconds))?;
+    tracing::info!(
+        %addr,
+        apis = %service.served_apis().join(","),
+        operations = service.operation_count(),
+        "listening"
+    );
+    serve(service.router(), listener, shutdown_signal(), ServeOptions { drain, ..ServeOptions::default() }).await;
+    tracing::info!("stopped");
+    Ok(())
+}
