@@ -1,7 +1,38 @@
 //! Authentication: which requests carry a verified JWT.
 //!
 //! The runtime calls an [`Authenticator`] for every operation whose spec requires auth, before
-//! parameters and body are validated.
+//! parameters and body are validated. [`JwtAuthenticator`] is the one klue ships, compatible
+//! with klue-microservice tokens:
+//!
+//! - the token comes from `Authorization: Bearer <jwt>`, else from a `token` cookie holding
+//!   `Bearer <jwt>` URL-encoded or the bare JWT ([`extract`]);
+//! - HS256 tokens are checked with a shared secret, RS256/ES256 tokens with the JWKS key named
+//!   by their `kid` ([`jwks`]); the token's `alg` never picks anything that is not configured;
+//! - `exp`, `nbf` and `iat` get 300 s of leeway, `aud` is required and must match, `iss` is
+//!   checked when configured;
+//! - every refusal is a 401 with klue-microservice's code and wording and a
+//!   `WWW-Authenticate: Bearer` challenge. Tokens are never logged.
+//!
+//! [`from_env`] builds it from `KLUE_JWT_SECRET`, `KLUE_JWT_AUDIENCE`, `KLUE_JWT_ISSUER` and
+//! `KLUE_JWT_JWKS`; [`mint_token`] makes tokens the way klue-microservice's `generate_token`
+//! does. Not here: deciding which operations need auth (the router reads that from the spec).
+
+mod config;
+pub mod extract;
+mod failure;
+pub mod jwks;
+mod mint;
+mod verify;
+
+pub use config::{
+    AuthConfigError, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_LEEWAY, ENV_AUDIENCE, ENV_ISSUER,
+    ENV_JWKS, ENV_SECRET, JwtConfig, config_from_env, from_env, jwks_source,
+};
+pub use extract::bearer_token;
+pub use failure::AuthError;
+pub use jwks::{FileJwks, HttpJwks, JwksError, JwksSource};
+pub use mint::{MintError, mint_token, mint_token_at};
+pub use verify::JwtAuthenticator;
 
 use crate::context::Claims;
 use crate::error::ApiError;

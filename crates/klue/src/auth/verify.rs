@@ -1,0 +1,238 @@
+//! Verifying a JWT: signature with a key this service chose (never one the token chose),
+//! then `exp`, `nbf`, `iat` (with leeway), `aud` and, when configured, `iss`.
+
+use super::config::{AuthConfigError, JwtConfig};
+use super::failure::{self, AuthError, BAD_ALGORITHM, BAD_SIGNATURE};
+use super::jwks::JwksStore;
+use super::{Authenticated, Authenticator, extract};
+use crate::context::Claims;
+use crate::error::ApiError;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::future::BoxFuture;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Verifies bearer JWTs from the `Authorization` header or the `token` cookie.
+pub struct JwtAuthenticator {
+    hs256: Option<DecodingKey>,
+    jwks: Option<JwksStore>,
+    audience: String,
+    issuer: Option<String>,
+    leeway: Duration,
+}
+
+impl std::fmt::Debug for JwtAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuthenticator")
+            .field("hs256", &self.hs256.is_some())
+            .field("jwks", &self.jwks.is_some())
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+impl JwtAuthenticator {
+    /// Checks `config` and loads its JWKS, if any.
+    ///
+    /// Blocking: the JWKS is fetched on a helper thread with its own runtime, so this may be
+    /// called inside or outside a Tokio runtime. In async code prefer [`Self::load`].
+    pub fn new(config: JwtConfig) -> Result<Self, AuthConfigError> {
+        config.check()?;
+        if config.jwks.is_none() {
+            return Self::build(config, None);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| AuthConfigError::Runtime(e.to_string()))?;
+                    runtime.block_on(Self::load(config))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(AuthConfigError::Runtime("the JWKS loader panicked".into()))
+                })
+        })
+    }
+
+    /// Checks `config` and loads its JWKS, if any.
+    pub async fn load(config: JwtConfig) -> Result<Self, AuthConfigError> {
+        config.check()?;
+        let store = match &config.jwks {
+            None => None,
+            Some(source) => Some(
+                JwksStore::load(Arc::clone(source), config.jwks_refresh_interval)
+                    .await
+                    .map_err(|error| AuthConfigError::Jwks {
+                        source_name: source.describe(),
+                        error,
+                    })?,
+            ),
+        };
+        Self::build(config, store)
+    }
+
+    fn build(config: JwtConfig, jwks: Option<JwksStore>) -> Result<Self, AuthConfigError> {
+        Ok(JwtAuthenticator {
+            hs256: config.secret.as_deref().map(DecodingKey::from_secret),
+            jwks,
+            audience: config.audience,
+            issuer: config.issuer,
+            leeway: config.leeway,
+        })
+    }
+
+    /// Verifies a bare JWT and returns its claims, or why it is refused (a 401 to answer).
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = unverified_header(token).ok_or_else(|| failure::invalid(BAD_SIGNATURE))?;
+        // Only the algorithms a key can be configured for; anything else (`none`, HS384, ...)
+        // is refused before any key is touched.
+        let algorithm = match header.get("alg").and_then(Value::as_str) {
+            Some("HS256") => Algorithm::HS256,
+            Some("RS256") => Algorithm::RS256,
+            Some("ES256") => Algorithm::ES256,
+            _ => return Err(failure::invalid(BAD_ALGORITHM)),
+        };
+        let key = if algorithm == Algorithm::HS256 {
+            match &self.hs256 {
+                Some(key) => KeyRef::Owned(key),
+                None => return Err(failure::invalid(BAD_ALGORITHM)),
+            }
+        } else {
+            let Some(store) = &self.jwks else {
+                return Err(failure::invalid(BAD_ALGORITHM));
+            };
+            let Some(kid) = header.get("kid").and_then(Value::as_str) else {
+                return Err(failure::invalid("token has no key id (kid)"));
+            };
+            let Some(entry) = store.key(kid).await else {
+                return Err(failure::invalid("token key id (kid) is unknown"));
+            };
+            // The key decides the algorithm; the token's `alg` must agree with it.
+            if entry.algorithm != algorithm {
+                return Err(failure::invalid(BAD_ALGORITHM));
+            }
+            KeyRef::Shared(entry)
+        };
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            key.key(),
+            &self.validation(algorithm),
+        )
+        .map_err(|e| refusal(e.kind()))?;
+        let claims = data.claims;
+        self.check_times(&claims)?;
+        Ok(Claims(claims))
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_audience(&[&self.audience]);
+        let mut required = vec!["exp", "aud"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
+    /// What `jsonwebtoken` leaves out: a malformed `nbf` or `iat`, and an `iat` in the future
+    /// beyond the leeway (klue-microservice accepted those; we refuse them).
+    fn check_times(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        if claims.get("nbf").is_some_and(|v| v.as_u64().is_none()) {
+            return Err(failure::invalid("token has an invalid 'nbf' claim"));
+        }
+        match claims.get("iat") {
+            None => Ok(()),
+            Some(iat) => match iat.as_u64() {
+                None => Err(failure::invalid("token has an invalid 'iat' claim")),
+                Some(iat) if iat > now().saturating_add(self.leeway.as_secs()) => {
+                    Err(failure::invalid("Token was issued in the future"))
+                }
+                Some(_) => Ok(()),
+            },
+        }
+    }
+}
+
+/// A key borrowed from the config or shared with the JWKS store.
+enum KeyRef<'a> {
+    Owned(&'a DecodingKey),
+    Shared(Arc<super::jwks::KeyEntry>),
+}
+
+impl KeyRef<'_> {
+    fn key(&self) -> &DecodingKey {
+        match self {
+            KeyRef::Owned(key) => key,
+            KeyRef::Shared(entry) => &entry.key,
+        }
+    }
+}
+
+/// The JOSE header of a compact JWT, unverified: only used to pick among configured keys.
+fn unverified_header(token: &str) -> Option<Map<String, Value>> {
+    let mut segments = token.split('.');
+    let header = segments.next()?;
+    let (Some(_), Some(_), None) = (segments.next(), segments.next(), segments.next()) else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// The 401 for a `jsonwebtoken` refusal, in klue-microservice's words where it had some.
+fn refusal(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => failure::expired(),
+        ErrorKind::InvalidAudience => failure::invalid("incorrect audience"),
+        ErrorKind::InvalidIssuer => failure::invalid("incorrect issuer"),
+        ErrorKind::ImmatureSignature => failure::invalid("token is not yet valid (nbf)"),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            failure::invalid(format!("token has no valid '{claim}' claim"))
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            failure::invalid(BAD_ALGORITHM)
+        }
+        _ => failure::invalid(BAD_SIGNATURE),
+    }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator for JwtAuthenticator {
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+    ) -> BoxFuture<'a, Result<Authenticated, ApiError>> {
+        Box::pin(async move {
+            let token = extract::bearer_token(parts)?;
+            let claims = self.verify(&token).await?;
+            Ok(Authenticated {
+                claims: Arc::new(claims),
+                token: Arc::from(token),
+            })
+        })
+    }
+}
