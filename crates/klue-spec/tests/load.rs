@@ -1,25 +1,213 @@
-//! Loader tests over folders of good specs.
+//! Loader tests over folders of good specs (paths relative to the crate, so snapshots do not
+//! depend on the machine).
 
 use klue_spec::*;
-use std::path::Path;
-
-fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 
 fn load(rel: &str) -> Vec<Api> {
-    match load_dir(&fixture(rel)) {
+    match load_dir(Path::new(rel)) {
         Ok(apis) => apis,
         Err(e) => panic!("{rel}: {e}"),
     }
 }
 
+/// The API with the fields that legitimately differ between spec versions cleared.
+fn comparable(api: &Api) -> Value {
+    let ops: Vec<Value> = api
+        .operations
+        .iter()
+        .map(|o| {
+            json!({
+                "operation_id": o.operation_id,
+                "handler": o.handler,
+                "client_name": o.client_name,
+                "method": o.method,
+                "path": o.path,
+                "summary": o.summary,
+                "parameters": o.parameters,
+                "request_body": o.request_body,
+                "responses": o.responses,
+                "auth": o.auth,
+                "deprecated": o.deprecated,
+                "builtin": o.builtin,
+            })
+        })
+        .collect();
+    json!({
+        "name": api.name,
+        "title": api.title,
+        "version": api.version,
+        "description": api.description,
+        "base_path": api.base_path,
+        "operations": ops,
+        "schemas": api.schemas,
+    })
+}
+
 #[test]
 fn repo_helloworld_loads() {
-    let apis = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../apis"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let apis = load("../../apis");
+    assert_eq!(apis.len(), 1);
     let api = &apis[0];
-    println!("{}", serde_json::to_string_pretty(api).unwrap());
+    assert_eq!(api.name, "helloworld");
+    assert_eq!(api.spec_version, SpecVersion::OpenApi31);
+    assert_eq!(api.base_path, "");
+    let ids: Vec<&str> = api
+        .operations
+        .iter()
+        .map(|o| o.operation_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "hello",
+            "create_item",
+            "list_items",
+            "get_item",
+            "ping",
+            "version",
+            "auth_version"
+        ]
+    );
+    let create = api.operation("create_item").unwrap();
+    assert_eq!(create.path, "/v1/items");
+    assert_eq!(
+        create.auth,
+        AuthRequirement::Jwt {
+            schemes: vec!["jwt".into()]
+        }
+    );
+    assert_eq!(
+        create.request_body.as_ref().unwrap().json_schema(),
+        Some(&json!({"$ref": "#/$defs/NewItem"}))
+    );
+    assert_eq!(
+        create.success_response().unwrap().status,
+        ResponseStatus::Code(201)
+    );
+    let statuses: Vec<String> = create
+        .responses
+        .iter()
+        .map(|r| r.status.to_string())
+        .collect();
+    assert_eq!(statuses, ["201", "400", "401", "413", "415"]);
+    let hello = api.operation("hello").unwrap();
+    assert_eq!(
+        hello.parameters[0].schema,
+        json!({"type": "string", "minLength": 1, "maxLength": 32})
+    );
+    assert_eq!(hello.location.line, Some(83));
+    assert!(api.operation("ping").unwrap().builtin);
+    assert_eq!(
+        api.operation("auth_version").unwrap().auth,
+        AuthRequirement::Jwt {
+            schemes: vec!["jwt".into()]
+        }
+    );
+    for name in [
+        "Error",
+        "FieldError",
+        "Empty",
+        "Version",
+        "Greeting",
+        "Item",
+        "ItemList",
+        "NewItem",
+    ] {
+        assert!(api.schemas.contains_key(name), "{name}");
+    }
+    assert_eq!(api.document["openapi"], "3.1.0");
+    assert_eq!(
+        api.document["paths"]["/v1/items"]["post"]["responses"]["201"]["content"]["application/json"]
+            ["schema"],
+        json!({"$ref": "#/components/schemas/Item"})
+    );
+}
+
+#[test]
+fn helloworld_is_the_same_in_every_version() {
+    let v31 = load("tests/fixtures/helloworld/openapi31");
+    let v30 = load("tests/fixtures/helloworld/openapi30");
+    let v2 = load("tests/fixtures/helloworld/swagger2");
+    assert_eq!(v31[0].spec_version, SpecVersion::OpenApi31);
+    assert_eq!(v30[0].spec_version, SpecVersion::OpenApi30);
+    assert_eq!(v2[0].spec_version, SpecVersion::Swagger2);
+    let reference = comparable(&v31[0]);
+    assert_eq!(comparable(&v30[0]), reference);
+    assert_eq!(comparable(&v2[0]), reference);
+    // 2.0's apiKey on Authorization is a bearer scheme.
+    assert_eq!(
+        v2[0].security_schemes["jwt"],
+        SecurityScheme::Bearer {
+            bearer_format: None
+        }
+    );
+}
+
+#[test]
+fn klue_microservice_anchor_loads() {
+    let dir = Path::new("/work/shared/anchors/klue/app/apis");
+    if !dir.join("helloworld.yaml").exists() {
+        eprintln!("skipped: {} is absent", dir.display());
+        return;
+    }
+    let apis = load_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+    let api = &apis[0];
+    assert_eq!(api.spec_version, SpecVersion::Swagger2);
+    assert_eq!(api.base_path, "");
+    let hello = api.operation("do_hello").unwrap();
+    assert_eq!(hello.handler, "helloworld.api.do_hello");
+    assert_eq!(hello.path, "/v1/hello/{name}");
+    let create = api.operation("do_create_item").unwrap();
+    assert_eq!(
+        create.auth,
+        AuthRequirement::Jwt {
+            schemes: vec!["x-decorate-server".into()]
+        }
+    );
+    assert_eq!(
+        api.document["paths"]["/v1/items"]["post"]["security"],
+        json!([{"jwt": []}])
+    );
+}
+
+fn snapshot_value(apis: &[Api]) -> Value {
+    json!(apis.iter().map(|a| json!({
+        "api": comparable(a),
+        "spec_version": a.spec_version,
+        "security_schemes": a.security_schemes,
+        "locations": a.operations.iter().map(|o| o.location.to_string()).collect::<Vec<_>>(),
+    })).collect::<Vec<_>>())
+}
+
+#[test]
+fn corpus_loads_in_every_version() {
+    for version in ["openapi31", "openapi30", "swagger2"] {
+        let dir = format!("tests/fixtures/corpus/{version}");
+        let apis = load(&dir);
+        assert_eq!(
+            apis.len(),
+            1,
+            "{version}: common.yaml is a fragment, not an API"
+        );
+        let api = &apis[0];
+        assert_eq!(api.name, "petstore");
+        assert_eq!(api.base_path, "/api/v2");
+        assert_eq!(api.source, PathBuf::from(format!("{dir}/petstore.yaml")));
+        // The fragment's Error collides with the built-in Error: it is prefixed.
+        assert!(api.schemas.contains_key("common_Error"), "{version}");
+        assert!(api.schemas.contains_key("Money"), "{version}");
+        assert!(api.schemas.contains_key("ErrorDetail"), "{version}");
+        insta::assert_json_snapshot!(format!("corpus_{version}"), snapshot_value(&apis));
+        insta::assert_json_snapshot!(format!("corpus_{version}_document"), api.document);
+    }
+}
+
+#[test]
+fn corpus_30_normalizes_to_31() {
+    let v31 = load("tests/fixtures/corpus/openapi31");
+    let v30 = load("tests/fixtures/corpus/openapi30");
+    assert_eq!(v30[0].schemas, v31[0].schemas);
+    assert_eq!(comparable(&v30[0]), comparable(&v31[0]));
 }
