@@ -42,19 +42,18 @@ pub(crate) fn build(
             }
         }
     }
-    if version == SpecVersion::OpenApi31 {
-        if let Some(hooks) = root
+    if version == SpecVersion::OpenApi31
+        && let Some(hooks) = root
             .get("webhooks")
             .and_then(Value::as_object)
             .filter(|w| !w.is_empty())
-        {
-            let first = hooks.keys().next().cloned().unwrap_or_default();
-            ctx.error(
-                api,
-                &child("/webhooks", &first),
-                "`webhooks` are not supported: klue serves and calls plain request/response operations",
-            );
-        }
+    {
+        let first = hooks.keys().next().cloned().unwrap_or_default();
+        ctx.error(
+            api,
+            &child("/webhooks", &first),
+            "`webhooks` are not supported: klue serves and calls plain request/response operations",
+        );
     }
 
     let base_path = base_path(&mut ctx, root);

@@ -235,10 +235,11 @@ pub(crate) fn load(sources: &[Source]) -> Result<Vec<Api>, SpecErrors> {
 
     let mut apis = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
-        if doc.version.is_some() && index != builtin {
-            if let Some(api) = crate::api::build(&docs, index, builtin, &mut errors) {
-                apis.push(api);
-            }
+        if doc.version.is_some()
+            && index != builtin
+            && let Some(api) = crate::api::build(&docs, index, builtin, &mut errors)
+        {
+            apis.push(api);
         }
     }
     if !errors.is_empty() || failed_apis {

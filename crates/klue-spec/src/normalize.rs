@@ -81,17 +81,15 @@ fn make_nullable(schema: &mut Map<String, Value>) {
                 schema.insert("type".into(), json!([t, "null"]));
             }
         }
-        Some(Value::Array(types)) => {
-            if !types.iter().any(|t| t == "null") {
-                types.push(json!("null"));
-            }
+        Some(Value::Array(types)) if !types.iter().any(|t| t == "null") => {
+            types.push(json!("null"));
         }
         _ => {}
     }
-    if let Some(Value::Array(values)) = schema.get_mut("enum") {
-        if !values.contains(&Value::Null) {
-            values.push(Value::Null);
-        }
+    if let Some(Value::Array(values)) = schema.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
     }
     if COMPOSITIONS.iter().any(|k| schema.contains_key(*k)) {
         let mut inner = Map::new();
@@ -121,6 +119,7 @@ fn wrap_any_of(schema: &mut Map<String, Value>, any_of: Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -102,6 +102,14 @@ fn derived_operation_id(method: Method, path: &str) -> String {
     id
 }
 
+/// A value for a message: `` `x` `` or "nothing".
+pub(crate) fn describe(v: Option<&str>) -> String {
+    match v {
+        Some(s) => format!("`{s}`"),
+        None => "nothing".into(),
+    }
+}
+
 fn string(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(str::to_string)
 }
@@ -384,7 +392,10 @@ impl Ctx<'_> {
                 self.error(
                     doc,
                     &child(pointer, "in"),
-                    format!("parameter `{name}`: `in` must be path, query, header or cookie, not {other:?}"),
+                    format!(
+                        "parameter `{name}`: `in` must be path, query, header or cookie, not {}",
+                        describe(other)
+                    ),
                 );
                 return None;
             }
@@ -439,24 +450,22 @@ impl Ctx<'_> {
                     "matrix" => Some(ParamStyle::Matrix),
                     _ => None,
                 };
-                let allowed = match (location, style) {
+                let allowed = matches!(
+                    (location, style),
                     (
                         ParamLocation::Path,
                         Some(ParamStyle::Simple | ParamStyle::Label | ParamStyle::Matrix),
-                    ) => true,
-                    (
+                    ) | (
                         ParamLocation::Query,
                         Some(
                             ParamStyle::Form
-                            | ParamStyle::SpaceDelimited
-                            | ParamStyle::PipeDelimited
-                            | ParamStyle::DeepObject,
+                                | ParamStyle::SpaceDelimited
+                                | ParamStyle::PipeDelimited
+                                | ParamStyle::DeepObject,
                         ),
-                    ) => true,
-                    (ParamLocation::Header, Some(ParamStyle::Simple)) => true,
-                    (ParamLocation::Cookie, Some(ParamStyle::Form)) => true,
-                    _ => false,
-                };
+                    ) | (ParamLocation::Header, Some(ParamStyle::Simple))
+                        | (ParamLocation::Cookie, Some(ParamStyle::Form))
+                );
                 match style {
                     Some(style) if allowed => style,
                     _ => {
@@ -671,6 +680,7 @@ impl Ctx<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

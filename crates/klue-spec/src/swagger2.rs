@@ -126,7 +126,7 @@ pub(crate) fn parameter(ctx: &mut Ctx, doc: usize, pointer: &str, p: &Value) -> 
             ctx.error(
                 doc,
                 &child(pointer, "in"),
-                format!("parameter `{name}`: `in` must be path, query, header, body or formData in Swagger 2.0, not {other:?}"),
+                format!("parameter `{name}`: `in` must be path, query, header, body or formData in Swagger 2.0, not {}", crate::operations::describe(other)),
             );
             return None;
         }
@@ -158,10 +158,10 @@ pub(crate) fn parameter(ctx: &mut Ctx, doc: usize, pointer: &str, p: &Value) -> 
     let is_array = raw.get("type").and_then(Value::as_str) == Some("array");
     let file = raw.get("type").and_then(Value::as_str) == Some("file");
     let mut schema = ctx.schema(doc, pointer, &Value::Object(raw));
-    if let (Some(d), Value::Object(s)) = (&description, &mut schema) {
-        if location.is_none() {
-            s.insert("description".into(), json!(d));
-        }
+    if let (Some(d), Value::Object(s)) = (&description, &mut schema)
+        && location.is_none()
+    {
+        s.insert("description".into(), json!(d));
     }
     let format = map.get("collectionFormat").and_then(Value::as_str);
     let format_pointer = child(pointer, "collectionFormat");

@@ -261,11 +261,11 @@ impl MarkedEventReceiver for Builder {
                         Value::Null
                     }
                 };
-                if self.next_pointer().is_none() {
-                    if let Value::String(s) = value {
-                        self.on_key(s, false, line);
-                        return;
-                    }
+                if self.next_pointer().is_none()
+                    && let Value::String(s) = value
+                {
+                    self.on_key(s, false, line);
+                    return;
                 }
                 self.attach(value, 0, line);
             }
@@ -296,13 +296,13 @@ impl Builder {
 }
 
 fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(tag) = tag {
-        if tag.handle == "tag:yaml.org,2002:" {
-            return match tag.suffix.as_str() {
-                "str" => Value::String(text),
-                _ => resolve_plain(text),
-            };
-        }
+    if let Some(tag) = tag
+        && tag.handle == "tag:yaml.org,2002:"
+    {
+        return match tag.suffix.as_str() {
+            "str" => Value::String(text),
+            _ => resolve_plain(text),
+        };
     }
     if style == TScalarStyle::Plain {
         resolve_plain(text)
@@ -328,28 +328,30 @@ fn resolve_plain(text: String) -> Value {
             return Value::Number(u.into());
         }
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Number(i.into());
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Number(i.into());
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Number(i.into());
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Number(i.into());
     }
     let float_chars = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-    if float_chars && text.bytes().any(|b| b.is_ascii_digit()) {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if float_chars
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Value::Number(n);
     }
     Value::String(text)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

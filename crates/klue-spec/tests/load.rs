@@ -1,6 +1,8 @@
 //! Loader tests over folders of good specs (paths relative to the crate, so snapshots do not
 //! depend on the machine).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use klue_spec::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
