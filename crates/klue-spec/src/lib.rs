@@ -5,6 +5,19 @@
 //! produces one [`Api`] per spec file. Problems are collected and reported all at once, each
 //! with file, JSON pointer, line and what is wrong ([`SpecErrors`]).
 //!
+//! Decisions worth knowing:
+//! - `$ref`s to `components/schemas/X` / `definitions/X` (in any file), to `#/X` in a fragment
+//!   file or to a whole fragment file name a schema (see the `ctx` module for collisions:
+//!   `<stem>_<Name>`); a `$ref` to any other place (`.../Item/properties/tags`) is inlined.
+//! - Schemas an API references but does not define (`#/components/schemas/Error`) come from
+//!   the built-in spec. A built-in schema whose name the API uses is renamed `klue_<Name>`,
+//!   except `Error`: the API's own error model wins.
+//! - Unsupported, and reported: XML-only bodies (XML beside JSON is dropped), `callbacks`,
+//!   3.1 `webhooks`, `servers` on paths or operations, `in: querystring`, parameter `content`
+//!   other than `application/json`, 2.0 `tsv` and cookie parameters, remote (`http://`) refs.
+//!   Ignored as documentation only: response `headers` and `links`, `examples`, `encoding`.
+//! - The served `document` lists full paths (base path included) and no `servers`.
+//!
 //! It is not a validator of arbitrary JSON and not an HTTP server: the `klue` runtime and
 //! `klue-codegen` read the IR it produces. It stays light (no async, no network) because build
 //! scripts compile it too.

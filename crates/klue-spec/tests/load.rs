@@ -213,3 +213,135 @@ fn corpus_30_normalizes_to_31() {
     assert_eq!(v30[0].schemas, v31[0].schemas);
     assert_eq!(comparable(&v30[0]), comparable(&v31[0]));
 }
+
+fn sources(files: &[(&str, &str)]) -> Vec<Source> {
+    files
+        .iter()
+        .map(|(path, text)| Source {
+            path: PathBuf::from(path),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(s)) => out.push(s.clone()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_resolves_in_the_ir_and_the_document() {
+    for dir in [
+        "tests/fixtures/corpus/openapi31",
+        "tests/fixtures/corpus/openapi30",
+        "tests/fixtures/corpus/swagger2",
+        "tests/fixtures/helloworld/swagger2",
+    ] {
+        for api in load(dir) {
+            let mut refs = Vec::new();
+            collect_refs(&serde_json::to_value(&api.operations).unwrap(), &mut refs);
+            collect_refs(&serde_json::to_value(&api.schemas).unwrap(), &mut refs);
+            assert!(!refs.is_empty());
+            for r in refs {
+                let name = ref_name(&r).unwrap_or_else(|| panic!("{dir}: {r}"));
+                assert!(api.schemas.contains_key(name), "{dir}: {r}");
+            }
+            let mut refs = Vec::new();
+            collect_refs(&api.document, &mut refs);
+            for r in refs {
+                assert!(
+                    api.document.pointer(&r[1..]).is_some(),
+                    "{dir}: document {r}"
+                );
+            }
+            assert_eq!(api.document["openapi"], "3.1.0");
+        }
+    }
+}
+
+const MINI_HEAD: &str = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\n";
+
+#[test]
+fn base_path_from_servers() {
+    for (servers, expected) in [
+        (
+            "servers: [{url: 'https://x.example.com/api/v1/'}]",
+            "/api/v1",
+        ),
+        ("servers: [{url: 'https://x.example.com'}]", ""),
+        ("servers: [{url: /}]", ""),
+        ("servers: [{url: 'v2'}]", "/v2"),
+        (
+            "servers: [{url: 'https://{h}/{base}', variables: {h: {default: a}, base: {default: root}}}]",
+            "/root",
+        ),
+    ] {
+        let text = format!(
+            "{MINI_HEAD}{servers}\npaths:\n  /a:\n    get:\n      responses: {{'200': {{description: ok}}}}\n"
+        );
+        let apis = load_sources(&sources(&[("x.yaml", &text)])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(apis[0].base_path, expected, "{servers}");
+        assert_eq!(apis[0].operations[0].path, format!("{expected}/a"));
+    }
+}
+
+#[test]
+fn refs_across_files_nested_and_whole_file() {
+    let api = format!(
+        "{MINI_HEAD}paths:\n  /a:\n    get:\n      operationId: a\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema:\n                type: object\n                properties:\n                  t: {{$ref: 'sub/types.yaml#/components/schemas/Thing/properties/tags'}}\n                  w: {{$ref: './widget.yaml'}}\n                  x: {{$ref: 'sub/types.yaml#/components/schemas/Thing'}}\n"
+    );
+    let types = "components:\n  schemas:\n    Thing:\n      type: object\n      properties:\n        tags: {type: array, items: {type: string}}\n        next: {$ref: '#/components/schemas/Thing'}\n        widget: {$ref: '../widget.yaml'}\n";
+    let widget = "type: object\nproperties:\n  size: {type: integer}\n";
+    let apis = load_sources(&sources(&[
+        ("specs/api.yaml", &api),
+        ("specs/sub/types.yaml", types),
+        ("specs/widget.yaml", widget),
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let api = &apis[0];
+    let schema = api.operations[0].responses[0].json_schema().unwrap();
+    assert_eq!(
+        schema["properties"]["t"],
+        json!({"type": "array", "items": {"type": "string"}})
+    );
+    assert_eq!(schema["properties"]["w"], json!({"$ref": "#/$defs/widget"}));
+    assert_eq!(schema["properties"]["x"], json!({"$ref": "#/$defs/Thing"}));
+    assert_eq!(
+        api.schemas["Thing"]["properties"]["next"],
+        json!({"$ref": "#/$defs/Thing"})
+    );
+    assert_eq!(
+        api.schemas["Thing"]["properties"]["widget"],
+        json!({"$ref": "#/$defs/widget"})
+    );
+}
+
+#[test]
+fn json_specs_load_too() {
+    let text = r#"{"swagger": "2.0", "info": {"title": "j", "version": "1"}, "basePath": "/v1",
+      "paths": {"/x/{id}": {"get": {"parameters": [{"name": "id", "in": "path", "required": true, "type": "integer"}],
+      "responses": {"200": {"description": "ok"}}}}}}"#;
+    let apis = load_sources(&sources(&[("j.json", text)])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(apis[0].operations[0].path, "/v1/x/{id}");
+    assert_eq!(apis[0].operations[0].operation_id, "get_v1_x_id");
+}
+
+#[test]
+fn recursive_inline_ref_is_reported() {
+    let text = format!(
+        "{MINI_HEAD}components:\n  schemas:\n    A:\n      type: object\n      properties:\n        inner:\n          type: object\n          properties:\n            again: {{$ref: '#/components/schemas/A/properties/inner'}}\npaths: {{}}\n"
+    );
+    let err = load_sources(&sources(&[("r.yaml", &text)])).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("recursive"), "{err}");
+}
