@@ -4,6 +4,7 @@
 use super::Authenticator;
 use super::jwks::{FileJwks, HttpJwks, JwksError, JwksSource, JwksUrlError};
 use super::verify::JwtAuthenticator;
+use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,35 +168,51 @@ pub fn jwks_source(value: &str) -> Result<Arc<dyn JwksSource>, AuthConfigError> 
 }
 
 /// A variable's value: `None` when unset, an error when set but empty or not UTF-8.
-fn var(name: &'static str) -> Result<Option<String>, AuthConfigError> {
-    match std::env::var(name) {
-        Ok(v) if v.is_empty() => Err(AuthConfigError::EmptyVariable(name)),
-        Ok(v) => Ok(Some(v)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(AuthConfigError::NotUnicode(name)),
+fn var(
+    lookup: &impl Fn(&str) -> Option<OsString>,
+    name: &'static str,
+) -> Result<Option<String>, AuthConfigError> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Err(AuthConfigError::EmptyVariable(name)),
+        Some(v) => v
+            .into_string()
+            .map(Some)
+            .map_err(|_| AuthConfigError::NotUnicode(name)),
     }
 }
 
 /// The [`JwtConfig`] the environment describes (`KLUE_JWT_SECRET`, `KLUE_JWT_AUDIENCE`,
 /// `KLUE_JWT_ISSUER`, `KLUE_JWT_JWKS`); `None` when neither a secret nor a JWKS is set.
 pub fn config_from_env() -> Result<Option<JwtConfig>, AuthConfigError> {
-    let secret = match var(ENV_SECRET) {
+    config_from_lookup(|name| std::env::var_os(name))
+}
+
+/// [`config_from_env`] reading variables through `lookup` (for tests and embedding).
+///
+/// A variable set to the empty string is an error, never "unset": an empty secret would
+/// otherwise sign and verify tokens with no key at all.
+pub fn config_from_lookup(
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<JwtConfig>, AuthConfigError> {
+    let secret = match var(&lookup, ENV_SECRET) {
         Err(AuthConfigError::EmptyVariable(_)) => return Err(AuthConfigError::EmptySecret),
         other => other?,
     };
-    let jwks = var(ENV_JWKS)?;
+    let jwks = var(&lookup, ENV_JWKS)?;
     if secret.is_none() && jwks.is_none() {
         return Ok(None);
     }
-    let audience = var(ENV_AUDIENCE)
-        .map_err(|e| match e {
-            AuthConfigError::EmptyVariable(_) => AuthConfigError::MissingAudience,
-            other => other,
-        })?
-        .ok_or(AuthConfigError::MissingAudience)?;
+    let audience = match var(&lookup, ENV_AUDIENCE) {
+        Ok(Some(audience)) => audience,
+        Ok(None) | Err(AuthConfigError::EmptyVariable(_)) => {
+            return Err(AuthConfigError::MissingAudience);
+        }
+        Err(e) => return Err(e),
+    };
     let mut config = JwtConfig::empty(audience);
     config.secret = secret.map(String::into_bytes);
-    config.issuer = var(ENV_ISSUER)?;
+    config.issuer = var(&lookup, ENV_ISSUER)?;
     config.jwks = jwks.as_deref().map(jwks_source).transpose()?;
     Ok(Some(config))
 }

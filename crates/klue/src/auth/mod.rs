@@ -26,7 +26,7 @@ mod verify;
 
 pub use config::{
     AuthConfigError, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_LEEWAY, ENV_AUDIENCE, ENV_ISSUER,
-    ENV_JWKS, ENV_SECRET, JwtConfig, config_from_env, from_env, jwks_source,
+    ENV_JWKS, ENV_SECRET, JwtConfig, config_from_env, config_from_lookup, from_env, jwks_source,
 };
 pub use extract::bearer_token;
 pub use failure::AuthError;
