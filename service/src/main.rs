@@ -1,1 +1,18 @@
-fn main() {}
+//! The example klue service: serves `apis/helloworld.yaml` with the handlers in
+//! [`handlers`], bound at compile time through the generated `HelloworldApi` trait.
+
+mod api;
+mod handlers;
+
+use handlers::Helloworld;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    klue::server::run_service(api::specs(), |builder| {
+        builder.serve(
+            "helloworld",
+            api::helloworld::server::handlers(Helloworld::default()),
+        )
+    })
+    .await
+}

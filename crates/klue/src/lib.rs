@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod builtins;
+pub mod client;
 pub mod context;
 pub mod error;
 pub mod handler;
