@@ -4,8 +4,10 @@
 
 use crate::handler::{Handler, Reply, Request};
 use axum::Router;
+use crate::middleware::RequestId;
+use axum::Extension;
 use axum::extract::Path;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use klue_spec::Api;
@@ -109,9 +111,9 @@ fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respo
     response
 }
 
-fn not_found(what: &str) -> Response {
+fn not_found(what: &str, request_id: &RequestId) -> Response {
     crate::error::ApiError::new(404, crate::error::codes::NOT_FOUND, format!("No such document: {what}"))
-        .into_response()
+        .into_response_for(&request_id.0)
 }
 
 /// `/openapi/{file}`, `/docs` and `/docs/{asset}`. Only known names are served: nothing is
@@ -122,12 +124,12 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
     Router::new()
         .route(
             "/openapi/{file}",
-            get(move |Path(file): Path<String>| {
+            get(move |Path(file): Path<String>, Extension(request_id): Extension<RequestId>| {
                 let files = Arc::clone(&files);
                 async move {
                     match files.files.get(&file) {
                         Some((content_type, bytes)) => asset(content_type, bytes.clone()),
-                        None => not_found(&file),
+                        None => not_found(&file, &request_id),
                     }
                 }
             }),
@@ -135,13 +137,13 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
         .route("/docs", get(move || async move { asset("text/html; charset=utf-8", page) }))
         .route(
             "/docs/{asset}",
-            get(|Path(name): Path<String>| async move {
+            get(|Path(name): Path<String>, Extension(request_id): Extension<RequestId>| async move {
                 match name.as_str() {
                     "swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_UI_JS),
                     "swagger-ui.css" => asset("text/css", SWAGGER_UI_CSS),
                     "favicon-32x32.png" => asset("image/png", FAVICON),
                     "init.js" => asset("text/javascript", DOCS_INIT),
-                    _ => not_found(&name),
+                    _ => not_found(&name, &request_id),
                 }
             }),
         )
