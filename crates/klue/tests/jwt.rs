@@ -227,6 +227,14 @@ fn material() -> &'static Material {
                 none.clone(),
             ),
             spec(
+                "hs_crit",
+                &s,
+                "HS256",
+                json!({ "crit": ["exp"] }),
+                none.clone(),
+                none.clone(),
+            ),
+            spec(
                 "hs384",
                 &s,
                 "HS384",
@@ -764,6 +772,13 @@ async fn forged_and_malformed_tokens_are_refused() {
         &format!("{none_header}.{payload}.{sig}"),
         INVALID,
         "token algorithm is not accepted",
+    )
+    .await;
+    refuses(
+        &auth,
+        m.token("hs_crit"),
+        INVALID,
+        "token has critical header parameters",
     )
     .await;
     refuses(

@@ -93,6 +93,10 @@ impl JwtAuthenticator {
     /// Verifies a bare JWT and returns its claims, or why it is refused (a 401 to answer).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let header = unverified_header(token).ok_or_else(|| failure::invalid(BAD_SIGNATURE))?;
+        // RFC 7515 §4.1.11: a token with critical extensions we do not implement is invalid.
+        if header.contains_key("crit") {
+            return Err(failure::invalid("token has critical header parameters"));
+        }
         // Only the algorithms a key can be configured for; anything else (`none`, HS384, ...)
         // is refused before any key is touched.
         let algorithm = match header.get("alg").and_then(Value::as_str) {
