@@ -292,7 +292,7 @@ fn response_enum(o: &Op) -> TokenStream {
                 reply_arms.push(
                     quote!(Self::#v(body) => klue::client::support::reply(#code, Some(&body)),),
                 );
-                if type_counts.get(&t.to_string()) == Some(&1) {
+                if r.is_success() && type_counts.get(&t.to_string()) == Some(&1) {
                     froms.push(quote! {
                         impl From<#t> for #name {
                             fn from(body: #t) -> Self {
