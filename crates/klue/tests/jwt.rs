@@ -1344,6 +1344,13 @@ fn configuration_from_the_environment() {
     .unwrap();
     assert_eq!(config.issuer.as_deref(), Some(ISSUER));
     assert!(JwtAuthenticator::new(config).is_ok());
+    // An https URL builds its (rustls) client without touching the network.
+    let source = klue::auth::jwks_source("https://keys.example.com/.well-known/jwks.json").unwrap();
+    assert_eq!(
+        source.describe(),
+        "https://keys.example.com/.well-known/jwks.json"
+    );
+    assert!(klue::auth::jwks_source("ftp://keys.example.com/jwks.json").is_err());
     // Programmatic configuration is checked the same way.
     assert!(matches!(
         JwtAuthenticator::new(JwtConfig::hs256("", AUDIENCE)),

@@ -157,10 +157,10 @@ impl JwtConfig {
 }
 
 /// The JWKS source a `KLUE_JWT_JWKS` value names: an `https://` (or loopback `http://`) URL,
-/// else a file path.
+/// else a file path. Other URL schemes are refused.
 pub fn jwks_source(value: &str) -> Result<Arc<dyn JwksSource>, AuthConfigError> {
-    let lower = value.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
+    // Anything that looks like a URL is one (and then must be https), never a file name.
+    if value.contains("://") {
         Ok(Arc::new(HttpJwks::new(value)?))
     } else {
         Ok(Arc::new(FileJwks::new(value)))
