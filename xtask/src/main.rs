@@ -1,5 +1,6 @@
 //! `cargo xtask <verb>`: klue's verbs. Each verb lives in its own module.
 
+mod codegen;
 mod test;
 mod util;
 
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
+    /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
+    Codegen(codegen::Args),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
     Test(test::Args),
 }
@@ -22,6 +25,7 @@ enum Verb {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.verb {
+        Verb::Codegen(args) => codegen::run(args),
         Verb::Test(args) => test::run(args),
     };
     match result {
