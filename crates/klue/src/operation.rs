@@ -151,16 +151,14 @@ impl OperationRuntime {
             responses.push(CompiledResponse { status: r.status, validator });
         }
 
-        if let Some(b) = &body {
-            if b.json.is_none() && !b.json_any && b.form.is_none() {
-                problems.push(CompileError {
-                    pointer: format!("{base}/requestBody"),
-                    message: format!(
-                        "no supported media type in {:?}: klue accepts JSON and application/x-www-form-urlencoded bodies",
-                        b.accepted
-                    ),
-                });
-            }
+        if let Some(b) = body.as_ref().filter(|b| b.json.is_none() && !b.json_any && b.form.is_none()) {
+            problems.push(CompileError {
+                pointer: format!("{base}/requestBody"),
+                message: format!(
+                    "no supported media type in {:?}: klue accepts JSON and application/x-www-form-urlencoded bodies",
+                    b.accepted
+                ),
+            });
         }
 
         if !problems.is_empty() {
@@ -401,12 +399,14 @@ async fn read_body(
         }
         return Ok(Some(value));
     }
-    if content_type.as_deref() == Some("application/x-www-form-urlencoded") {
-        if let Some((validator, kind)) = &spec.form {
-            let value = decode_form(&bytes, kind);
-            errors.extend(validator.body_errors(&value));
-            return Ok(Some(value));
-        }
+    if let Some((validator, kind)) = spec
+        .form
+        .as_ref()
+        .filter(|_| content_type.as_deref() == Some("application/x-www-form-urlencoded"))
+    {
+        let value = decode_form(&bytes, kind);
+        errors.extend(validator.body_errors(&value));
+        return Ok(Some(value));
     }
     Err(ApiError::new(
         415,

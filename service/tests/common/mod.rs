@@ -1,5 +1,5 @@
 //! Starts the real `service` binary for HTTP tests (a thin wrapper over klue-testkit).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub use klue_testkit::{AUDIENCE, SECRET, client, free_port};
 
@@ -14,7 +14,10 @@ impl Server {
 
     /// Starts the service with extra environment variables (`("NAME", None)` removes one).
     pub fn start_with_env(env: &[(&str, Option<&str>)]) -> Server {
-        Server(klue_testkit::Server::start_binary(env!("CARGO_BIN_EXE_service"), env))
+        Server(klue_testkit::Server::start_binary(
+            env!("CARGO_BIN_EXE_service"),
+            env,
+        ))
     }
 }
 
