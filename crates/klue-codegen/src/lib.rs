@@ -62,8 +62,8 @@ pub enum CodegenError {
         location: String,
         message: String,
     },
-    /// `serve(name)` names an API that is not in the folder.
-    #[error("cannot serve API `{name}`: no spec file `{name}.yaml` (APIs found: {found})")]
+    /// `serve(name)` or `only(name)` names an API that is not in the folder.
+    #[error("no API `{name}` in the specs (APIs found: {found})")]
     UnknownApi { name: String, found: String },
     /// The generated code does not parse (a bug in klue-codegen).
     #[error("generated code for API {api} does not parse: {message}")]
@@ -78,6 +78,7 @@ pub struct Config {
     serve_all: bool,
     embed_specs: bool,
     out_name: String,
+    only: Option<String>,
 }
 
 impl Config {
@@ -90,6 +91,7 @@ impl Config {
             serve_all: false,
             embed_specs: true,
             out_name: "klue_api.rs".to_string(),
+            only: None,
         }
     }
 
@@ -108,6 +110,12 @@ impl Config {
     /// Whether to emit `specs()` with the spec files embedded (default: yes).
     pub fn embed_specs(mut self, embed: bool) -> Config {
         self.embed_specs = embed;
+        self
+    }
+
+    /// Generates only this API (e.g. to print it: `cargo xtask codegen helloworld`).
+    pub fn only(mut self, api: impl Into<String>) -> Config {
+        self.only = Some(api.into());
         self
     }
 
@@ -138,7 +146,7 @@ impl Config {
 
     /// Loads the specs and returns the generated code, formatted.
     pub fn render(&self) -> Result<String, CodegenError> {
-        let apis = klue_spec::load_dir(&self.apis_dir)?;
+        let mut apis = klue_spec::load_dir(&self.apis_dir)?;
         let files = if self.embed_specs {
             self.spec_files()?
         } else {
@@ -158,6 +166,20 @@ impl Config {
                     .join(", ");
                 return Err(CodegenError::UnknownApi {
                     name: name.clone(),
+                    found,
+                });
+            }
+        }
+        if let Some(only) = &self.only {
+            let found = apis
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            apis.retain(|a| &a.name == only);
+            if apis.is_empty() {
+                return Err(CodegenError::UnknownApi {
+                    name: only.clone(),
                     found,
                 });
             }

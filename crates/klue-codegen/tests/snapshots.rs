@@ -53,5 +53,5 @@ fn unknown_served_api_is_an_error() {
         .serve("nope")
         .render()
         .unwrap_err();
-    assert!(err.to_string().contains("cannot serve API `nope`"), "{err}");
+    assert!(err.to_string().contains("no API `nope`"), "{err}");
 }
