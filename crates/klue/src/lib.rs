@@ -20,6 +20,7 @@ pub mod client;
 pub mod context;
 pub mod error;
 pub mod handler;
+pub mod json;
 mod layers;
 pub mod middleware;
 mod operation;

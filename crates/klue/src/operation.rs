@@ -308,6 +308,15 @@ async fn read_parameters(
             }
             (_, style, kind) => params::decode(&raw, kind, style, p.explode),
         };
+        if raw.iter().any(|v| v.contains('\0')) {
+            errors.push(FieldError {
+                location: p.field_location,
+                name: Some(p.name.clone()),
+                pointer: None,
+                message: "contains a NUL character".into(),
+            });
+            continue;
+        }
         let value = match decoded.or_else(|| p.default.clone()) {
             Some(value) => value,
             None if p.required => {
@@ -382,7 +391,7 @@ async fn read_body(
         Some(ct) => is_json_media_type(ct),
     };
     if is_json && accepts_json {
-        let value: Value = match serde_json::from_slice(&bytes) {
+        let value: Value = match crate::json::from_slice_strict(&bytes) {
             Ok(v) => v,
             Err(e) => {
                 errors.push(FieldError {

@@ -30,6 +30,9 @@ pub struct ServerArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "KLUE_DRAIN_SECONDS", default_value_t = 20.0)]
     pub drain_seconds: f64,
+    /// Seconds a client gets to send its request headers (slow clients are cut off).
+    #[arg(long, env = "KLUE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
+    pub header_read_timeout: f64,
     /// Load the specs from this folder instead of the ones built into the binary.
     #[arg(long, env = "KLUE_APIS_DIR")]
     pub apis_dir: Option<PathBuf>,
@@ -180,15 +183,18 @@ async fn start(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let drain = Duration::try_from_secs_f64(args.drain_seconds)
-        .map_err(|_| format!("--drain-seconds {} is not a duration", args.drain_seconds))?;
+    let seconds = |value: f64, flag: &str| {
+        Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} {value} is not a duration"))
+    };
+    let drain = seconds(args.drain_seconds, "--drain-seconds")?;
+    let header_read_timeout = seconds(args.header_read_timeout, "--header-read-timeout")?;
     tracing::info!(
         %addr,
         apis = %service.served_apis().join(","),
         operations = service.operation_count(),
         "listening"
     );
-    serve(service.router(), listener, shutdown_signal(), ServeOptions { drain, ..ServeOptions::default() }).await;
+    serve(service.router(), listener, shutdown_signal(), ServeOptions { drain, header_read_timeout, ..ServeOptions::default() }).await;
     tracing::info!("stopped");
     Ok(())
 }
