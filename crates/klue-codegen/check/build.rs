@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         klue_codegen::Config::new(format!("{corpus}/swagger2"))
             .serve_all()
             .out_name("corpus_swagger2.rs"),
+        klue_codegen::Config::new("../tests/fixtures/edge")
+            .serve_all()
+            .out_name("edge.rs"),
     ];
     for config in configs {
         if config.build_script() != ExitCode::SUCCESS {

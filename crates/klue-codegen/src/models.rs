@@ -45,6 +45,9 @@ const ANNOTATIONS: &[&str] = &[
     "discriminator",
 ];
 
+/// Marks a merged "property" that is a union member of an `allOf` (flattened, not a field).
+const FLATTEN: &str = "\u{0}flatten:";
+
 /// A Rust type for a schema.
 #[derive(Debug, Clone)]
 pub struct Ty {
@@ -56,6 +59,8 @@ pub struct Ty {
     pub copy: bool,
     /// Whether the type is `String` (generated clients take `&str`).
     pub string: bool,
+    /// For `Vec<T>`, `T` (generated clients take `&[T]`).
+    pub vec_item: Option<TokenStream>,
 }
 
 impl Ty {
@@ -65,6 +70,7 @@ impl Ty {
             nullable: false,
             copy: false,
             string: false,
+            vec_item: None,
         }
     }
 
@@ -74,6 +80,7 @@ impl Ty {
             nullable: false,
             copy: true,
             string: false,
+            vec_item: None,
         }
     }
 
@@ -87,6 +94,7 @@ impl Ty {
             nullable: false,
             copy: false,
             string: true,
+            vec_item: None,
         }
     }
 
@@ -310,6 +318,7 @@ impl<'a> Models<'a> {
             nullable: self.nullable_named.contains(name),
             copy: self.copy_named.contains(name),
             string: false,
+            vec_item: None,
         })
     }
 
@@ -404,7 +413,9 @@ impl<'a> Models<'a> {
             "array" => match obj.get("items") {
                 Some(items) => {
                     let item = self.ty(items, &format!("{hint}Item"))?.full();
-                    Ty::plain(quote!(Vec<#item>))
+                    let mut ty = Ty::plain(quote!(Vec<#item>));
+                    ty.vec_item = Some(item);
+                    ty
                 }
                 None => Ty::plain(quote!(Vec<serde_json::Value>)),
             },
@@ -498,7 +509,22 @@ impl<'a> Models<'a> {
         let (s, _) = strip_null(s);
         if let Some(r) = s.get("$ref").and_then(Value::as_str) {
             let (name, target) = self.named_schema(r)?;
-            if visited.insert(name.to_string()) {
+            let (stripped, _) = strip_null(target);
+            let is_union = stripped.get("properties").is_none()
+                && (stripped.get("oneOf").is_some() || stripped.get("anyOf").is_some());
+            if is_union {
+                // A union member of an allOf: kept whole, as a flattened field.
+                let key = format!("{FLATTEN}{name}");
+                if !props.iter().any(|(k, _)| *k == key) {
+                    props.push((
+                        key,
+                        Value::Object(Map::from_iter([(
+                            "$ref".to_string(),
+                            Value::String(r.to_string()),
+                        )])),
+                    ));
+                }
+            } else if visited.insert(name.to_string()) {
                 self.merge_object(target, visited, props, required, additional)?;
             }
             return Ok(());
@@ -543,6 +569,14 @@ impl<'a> Models<'a> {
         let mut tokens = Vec::new();
         let mut all_optional = true;
         for (pname, pschema) in &props {
+            if let Some(union) = pname.strip_prefix(FLATTEN) {
+                let id = ident(&fields.claim(&snake_name(union)));
+                let ty = self.ty(pschema, rust)?.full();
+                let doc = format!(" The `{union}` part of this `allOf` (a union, flattened).");
+                tokens.push(quote!(#[doc = #doc] #[serde(flatten)] pub #id: #ty,));
+                all_optional = false;
+                continue;
+            }
             let fname = fields.claim(&snake_name(pname));
             let id = ident(&fname);
             let hint = format!("{rust}{}", pname.to_upper_camel_case());

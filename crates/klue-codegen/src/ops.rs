@@ -526,6 +526,8 @@ fn client(api: &Api, ops: &[Op], used_models: bool) -> TokenStream {
             let inner = &p.ty.tokens;
             let borrowed = if p.ty.string {
                 quote!(&str)
+            } else if let Some(item) = &p.ty.vec_item {
+                quote!(&[#item])
             } else if p.ty.copy {
                 quote!(#inner)
             } else {
@@ -582,7 +584,7 @@ fn client(api: &Api, ops: &[Op], used_models: bool) -> TokenStream {
                 let e = &o.response_enum;
                 (
                     quote!(super::responses::#e),
-                    quote!(return super::responses::#e::from_success(response)),
+                    quote!(super::responses::#e::from_success(response)),
                 )
             }
         };

@@ -18,7 +18,11 @@ fn render(dir: &Path) -> String {
 }
 
 fn corpus(version: &str) -> String {
-    render(&workspace().join("crates/klue-spec/tests/fixtures/corpus").join(version))
+    render(
+        &workspace()
+            .join("crates/klue-spec/tests/fixtures/corpus")
+            .join(version),
+    )
 }
 
 #[test]
@@ -39,6 +43,15 @@ fn corpus_swagger2() {
 #[test]
 fn helloworld() {
     insta::assert_snapshot!(render(&workspace().join("apis")));
+}
+
+/// Shapes beyond the corpus: untagged unions, the JSON fallback, nullable forms, keywords,
+/// inline types, header/cookie/array parameters, several 2xx, ranges and `default`.
+#[test]
+fn edge_cases() {
+    insta::assert_snapshot!(render(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/edge")
+    ));
 }
 
 #[test]

@@ -71,3 +71,8 @@ pub mod corpus_openapi30 {
 pub mod corpus_swagger2 {
     include!(concat!(env!("OUT_DIR"), "/corpus_swagger2.rs"));
 }
+
+/// Generated from klue-codegen's edge-case spec, every API served.
+pub mod edge_cases {
+    include!(concat!(env!("OUT_DIR"), "/edge.rs"));
+}
