@@ -1,5 +1,6 @@
 //! `cargo xtask <verb>`: klue's verbs. Each verb lives in its own module.
 
+mod accept;
 mod codegen;
 mod test;
 mod util;
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
+    /// Run the acceptance suite against --local (built and started here) or --host <url>.
+    Accept(accept::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
     Codegen(codegen::Args),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
@@ -25,6 +28,7 @@ enum Verb {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.verb {
+        Verb::Accept(args) => accept::run(args),
         Verb::Codegen(args) => codegen::run(args),
         Verb::Test(args) => test::run(args),
     };
