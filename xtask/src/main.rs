@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: klue's verbs. Each verb lives in its own module.
 
 mod accept;
+mod bench;
 mod codegen;
 mod test;
 mod util;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
+    /// Benchmark klue against bare axum, klue-microservice and Connexion (wrk, same run).
+    Bench(bench::Args),
     /// Run the acceptance suite against --local (built and started here) or --host <url>.
     Accept(accept::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
@@ -28,6 +31,7 @@ enum Verb {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.verb {
+        Verb::Bench(args) => bench::run(args),
         Verb::Accept(args) => accept::run(args),
         Verb::Codegen(args) => codegen::run(args),
         Verb::Test(args) => test::run(args),
