@@ -1,0 +1,245 @@
+//! Reads the live state with the AWS SDK for Rust: EB (applications, versions, environments,
+//! configuration settings, tags, resources), Auto Scaling (group sizes) and Secrets Manager
+//! (secret metadata; values are never read).
+//!
+//! Clients come from `aws_config::defaults(BehaviorVersion::latest())`, so `AWS_PROFILE`,
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ELASTIC_BEANSTALK`, ... work as usual.
+
+use crate::model::Deployment;
+use crate::observed::{
+    AsgSize, Observed, ObservedApplication, ObservedEnvironment, ObservedSecret,
+};
+use crate::options::secret_id;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_elasticbeanstalk::error::DisplayErrorContext;
+use std::collections::BTreeMap;
+
+/// An AWS call failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct ObserveError {
+    /// The API operation, e.g. `elasticbeanstalk:DescribeEnvironments`.
+    pub operation: &'static str,
+    /// The SDK's error with its context.
+    pub message: String,
+}
+
+fn err<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ObserveError {
+    move |e| ObserveError {
+        operation,
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// The AWS clients observation uses.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Elastic Beanstalk.
+    pub eb: aws_sdk_elasticbeanstalk::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Auto Scaling.
+    pub autoscaling: aws_sdk_autoscaling::Client,
+}
+
+impl Clients {
+    /// Clients from the standard AWS configuration chain, in the deployment's region.
+    pub async fn from_env(region: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .load()
+            .await;
+        Self::from_config(&config)
+    }
+
+    /// Clients from a loaded configuration.
+    pub fn from_config(config: &SdkConfig) -> Self {
+        Clients {
+            eb: aws_sdk_elasticbeanstalk::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+        }
+    }
+}
+
+/// Reads everything the plan compares for this deployment.
+pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, ObserveError> {
+    let mut observed = Observed::default();
+    let apps = clients
+        .eb
+        .describe_applications()
+        .application_names(&dep.application)
+        .send()
+        .await
+        .map_err(err("elasticbeanstalk:DescribeApplications"))?;
+    if apps
+        .applications()
+        .iter()
+        .any(|a| a.application_name() == Some(dep.application.as_str()))
+    {
+        let versions = clients
+            .eb
+            .describe_application_versions()
+            .application_name(&dep.application)
+            .send()
+            .await
+            .map_err(err("elasticbeanstalk:DescribeApplicationVersions"))?;
+        observed.application = Some(ObservedApplication {
+            name: dep.application.clone(),
+            versions: versions
+                .application_versions()
+                .iter()
+                .filter_map(|v| v.version_label().map(str::to_string))
+                .collect(),
+        });
+        let envs = clients
+            .eb
+            .describe_environments()
+            .application_name(&dep.application)
+            .include_deleted(false)
+            .send()
+            .await
+            .map_err(err("elasticbeanstalk:DescribeEnvironments"))?;
+        for e in envs.environments() {
+            let status = e
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            let Some(name) = e.environment_name() else {
+                continue;
+            };
+            if status == "Terminated" || !dep.environments.iter().any(|d| d.eb_name == name) {
+                continue;
+            }
+            let mut live = ObservedEnvironment {
+                eb_name: name.to_string(),
+                environment_id: e.environment_id().unwrap_or_default().to_string(),
+                status,
+                health: e.health().map(|h| h.as_str().to_string()),
+                cname: e.cname().map(str::to_string),
+                tier: e.tier().and_then(|t| t.name()).map(str::to_string),
+                platform_arn: e.platform_arn().map(str::to_string),
+                solution_stack: e.solution_stack_name().map(str::to_string),
+                version_label: e.version_label().map(str::to_string),
+                ..Default::default()
+            };
+            live.options = option_settings(clients, &dep.application, name).await?;
+            if let Some(arn) = e.environment_arn() {
+                let tags = clients
+                    .eb
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .map_err(err("elasticbeanstalk:ListTagsForResource"))?;
+                live.tags = Some(
+                    tags.resource_tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            ))
+                        })
+                        .collect(),
+                );
+            }
+            live.asg = asg_size(clients, name).await?;
+            observed.environments.insert(name.to_string(), live);
+        }
+    }
+    for env in &dep.environments {
+        for secret in &env.secrets {
+            let id = secret_id(&dep.application, &env.name, secret);
+            match clients
+                .secrets
+                .describe_secret()
+                .secret_id(&id)
+                .send()
+                .await
+            {
+                Ok(s) => {
+                    let fingerprint = s
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some("klue:fingerprint"))
+                        .and_then(|t| t.value().map(str::to_string));
+                    if s.deleted_date().is_none() {
+                        observed.secrets.insert(
+                            id,
+                            ObservedSecret {
+                                arn: s.arn().unwrap_or_default().to_string(),
+                                fingerprint,
+                            },
+                        );
+                    }
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+                Err(e) => return Err(err("secretsmanager:DescribeSecret")(e)),
+            }
+        }
+    }
+    Ok(observed)
+}
+
+async fn option_settings(
+    clients: &Clients,
+    app: &str,
+    env: &str,
+) -> Result<BTreeMap<(String, String), String>, ObserveError> {
+    let out = clients
+        .eb
+        .describe_configuration_settings()
+        .application_name(app)
+        .environment_name(env)
+        .send()
+        .await
+        .map_err(err("elasticbeanstalk:DescribeConfigurationSettings"))?;
+    let mut options = BTreeMap::new();
+    for settings in out.configuration_settings() {
+        for o in settings.option_settings() {
+            // Per-resource options (scheduled actions) carry a ResourceName; klue declares none.
+            if o.resource_name().is_some_and(|r| !r.is_empty()) {
+                continue;
+            }
+            if let (Some(ns), Some(name)) = (o.namespace(), o.option_name()) {
+                options.insert(
+                    (ns.to_string(), name.to_string()),
+                    o.value().unwrap_or_default().to_string(),
+                );
+            }
+        }
+    }
+    Ok(options)
+}
+
+async fn asg_size(clients: &Clients, env: &str) -> Result<Option<AsgSize>, ObserveError> {
+    let resources = clients
+        .eb
+        .describe_environment_resources()
+        .environment_name(env)
+        .send()
+        .await
+        .map_err(err("elasticbeanstalk:DescribeEnvironmentResources"))?;
+    let Some(name) = resources
+        .environment_resources()
+        .and_then(|r| r.auto_scaling_groups().first())
+        .and_then(|g| g.name())
+    else {
+        return Ok(None);
+    };
+    let groups = clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .map_err(err("autoscaling:DescribeAutoScalingGroups"))?;
+    Ok(groups.auto_scaling_groups().first().map(|g| AsgSize {
+        name: name.to_string(),
+        min: i64::from(g.min_size().unwrap_or_default()),
+        max: i64::from(g.max_size().unwrap_or_default()),
+    }))
+}
