@@ -9,8 +9,8 @@
 //! - `--host <url>`: [`RemoteHost`], a running deployment; the token comes from
 //!   `KLUE_JWT_TOKEN`, or is minted from `KLUE_JWT_SECRET` and `KLUE_JWT_AUDIENCE`.
 //!
-//! `--image <ref>` (issue 6) plugs in as a third implementation: start the container, return
-//! it boxed from [`Args::target`]'s match, and report `podman stop`'s duration from `stop`.
+//! - `--image [REF]`: [`crate::podman::ImageTarget`], the image running in podman (built with
+//!   `cargo xtask image` when REF is omitted); `podman stop` must return within 2 s.
 
 use crate::util::{cargo, workspace_root};
 use anyhow::{Context, Result, bail};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use testaccept::{Check, Target, TestResult};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["local", "host"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["local", "host", "image"])))]
 pub struct Args {
     /// Build the service, start it on a free loopback port, test it, and stop it (SIGTERM).
     #[arg(long)]
@@ -34,6 +34,10 @@ pub struct Args {
     /// KLUE_NO_SSL_CHECK=1 accepts a self-signed certificate.
     #[arg(long, value_name = "URL")]
     host: Option<String>,
+    /// Run the image in podman and test it, then stop and remove it. Without REF, build it
+    /// (`cargo xtask image`); REF may be an oci-archive file or an image reference.
+    #[arg(long, value_name = "REF", num_args = 0..=1, default_missing_value = "")]
+    image: Option<String>,
     /// Print the results as JSON on stdout (progress and logs go to stderr).
     #[arg(long)]
     json: bool,
@@ -54,6 +58,9 @@ impl Args {
                 None => build_service()?,
             };
             return Ok(Box::new(LocalService::start(&binary)?));
+        }
+        if let Some(reference) = &self.image {
+            return Ok(Box::new(crate::podman::ImageTarget::start(reference)?));
         }
         if let Some(url) = &self.host {
             return Ok(Box::new(RemoteHost::from_env(url)?));

@@ -3,6 +3,9 @@
 mod accept;
 mod bench;
 mod codegen;
+mod image;
+mod podman;
+mod push;
 mod test;
 mod util;
 
@@ -24,6 +27,10 @@ enum Verb {
     Accept(accept::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
     Codegen(codegen::Args),
+    /// Build the service as a static binary and a reproducible OCI image (no Docker daemon).
+    Image(image::Args),
+    /// Push the image over the OCI distribution API to a registry or to Amazon ECR.
+    Push(push::Args),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
     Test(test::Args),
 }
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
         Verb::Bench(args) => bench::run(args),
         Verb::Accept(args) => accept::run(args),
         Verb::Codegen(args) => codegen::run(args),
+        Verb::Image(args) => image::run(args),
+        Verb::Push(args) => push::run(args),
         Verb::Test(args) => test::run(args),
     };
     match result {
