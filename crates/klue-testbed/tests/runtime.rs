@@ -377,3 +377,22 @@ fn startup_refuses_bad_specs_and_missing_auth_config() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("secure (GET /secure)"), "names the operations needing auth: {stderr}");
 }
+
+#[test]
+fn json_logs_have_one_line_per_request() {
+    let server = start(&[("KLUE_LOG_FORMAT", Some("json"))]);
+    let response = client().get(server.url("/ping")).header("x-request-id", "json-log-1").send().unwrap();
+    assert_eq!(response.status(), 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.output();
+    let line: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["request_id"] == "json-log-1")
+        .unwrap_or_else(|| panic!("no JSON log line for the request in:\n{log}"));
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/ping");
+    assert_eq!(line["status"], 200);
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    assert_eq!(line["level"], "INFO");
+}
