@@ -409,6 +409,7 @@ pub fn update_docs(path: &Path, results: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
