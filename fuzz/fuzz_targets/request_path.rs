@@ -1,0 +1,242 @@
+//! Fuzz target: the request path of the klue runtime (routing, auth, path/query/header/cookie
+//! parameters, body parsing and validation), in process.
+//!
+//! A `Service` is built once from klue-testbed's spec (every parameter style: form, pipe and
+//! space delimited, deepObject, header, cookie; JSON and form bodies; recursive schemas; a
+//! secured operation) and the helloworld spec, with handlers that echo what they received, and
+//! response validation off. Each input becomes one HTTP request sent with
+//! `tower::ServiceExt::oneshot`. The handlers never fail, so the only acceptable answers are a
+//! 2xx or 3xx, or a 4xx JSON error body whose `status` matches; a 5xx, a non-JSON error, a panic or a
+//! hang is a finding.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use http_body_util::BodyExt;
+use klue::auth::{JwtAuthenticator, JwtConfig};
+use klue::spec::{Source, load_sources};
+use klue::{Handlers, Reply, RuntimeConfig, Service};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"fuzz-secret-0123456789abcdef0123456789";
+const AUDIENCE: &str = "klue-fuzz";
+
+/// Path templates of the served operations, with `{}` where a fuzzed segment goes.
+const PATHS: &[&str] = &[
+    "/echo/{}",
+    "/secure",
+    "/slow",
+    "/v1/hello/{}",
+    "/v1/items",
+    "/v1/items/{}",
+    "/ping",
+    "/version",
+    "/auth/version",
+    "/openapi/{}",
+    "/docs/{}",
+    "/{}",
+];
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+
+const CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/JSON",
+];
+
+#[derive(Debug, Arbitrary)]
+enum Auth {
+    None,
+    Valid,
+    Garbage(String),
+    Cookie,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    method: u8,
+    path: u8,
+    segment: String,
+    query: String,
+    content_type: Option<u8>,
+    auth: Auth,
+    headers: Vec<(String, Vec<u8>)>,
+    cookie: Option<String>,
+    body: Vec<u8>,
+}
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+    token: String,
+}
+
+fn echo_handlers(ids: &[&str]) -> Handlers {
+    let mut handlers = Handlers::new();
+    for id in ids {
+        handlers.insert(*id, |request: klue::Request| async move {
+            Ok(Reply::json(
+                http::StatusCode::OK,
+                json!({
+                    "path": request.path,
+                    "query": request.query,
+                    "headers": request.headers,
+                    "cookies": request.cookies,
+                    "body": request.body,
+                }),
+            ))
+        });
+    }
+    handlers
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let sources = vec![
+            Source {
+                path: "apis/testbed.yaml".into(),
+                text: include_str!("../../crates/klue-testbed/apis/testbed.yaml").to_owned(),
+            },
+            Source {
+                path: "apis/helloworld.yaml".into(),
+                text: include_str!("../../apis/helloworld.yaml").to_owned(),
+            },
+        ];
+        let apis = match load_sources(&sources) {
+            Ok(apis) => apis,
+            Err(e) => panic!("the fixed specs must load: {e}"),
+        };
+        let authenticator = match JwtAuthenticator::new(JwtConfig::hs256(SECRET, AUDIENCE)) {
+            Ok(a) => a,
+            Err(e) => panic!("authenticator: {e}"),
+        };
+        let config = RuntimeConfig {
+            validate_responses: false,
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(5),
+            container_version: String::new(),
+        };
+        let testbed = echo_handlers(&[
+            "slow",
+            "panic",
+            "fail",
+            "bad_response",
+            "undocumented_status",
+            "custom_error",
+            "echo",
+            "secure",
+        ]);
+        let hello = echo_handlers(&["hello", "create_item", "list_items", "get_item"]);
+        let service = Service::builder(apis)
+            .serve("testbed", testbed)
+            .serve("helloworld", hello)
+            .authenticator(Arc::new(authenticator))
+            .config(config)
+            .build();
+        let service = match service {
+            Ok(s) => s,
+            Err(e) => panic!("the fixed service must build: {e}"),
+        };
+        let token = match klue::auth::mint_token(
+            SECRET,
+            AUDIENCE,
+            None,
+            "fuzzer",
+            Duration::from_secs(3600 * 24 * 365),
+            serde_json::Map::new(),
+        ) {
+            Ok(t) => t,
+            Err(e) => panic!("token: {e}"),
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => panic!("runtime: {e}"),
+        };
+        Fixture { runtime, router: service.router(), token }
+    })
+}
+
+/// Percent-encodes what a URI cannot carry raw, so that most inputs reach the router.
+fn encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn build(input: &Input, token: &str) -> Option<http::Request<axum::body::Body>> {
+    let method = METHODS[usize::from(input.method) % METHODS.len()];
+    let template = PATHS[usize::from(input.path) % PATHS.len()];
+    let segment = encode(&input.segment, b"%/");
+    let mut uri = template.replace("{}", &segment);
+    if !input.query.is_empty() {
+        uri.push('?');
+        uri.push_str(&encode(&input.query, b"%&=[],|+"));
+    }
+    let mut request = http::Request::builder().method(method).uri(uri);
+    if let Some(ct) = input.content_type {
+        request = request.header("content-type", CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()]);
+    }
+    match &input.auth {
+        Auth::None => {}
+        Auth::Valid => request = request.header("authorization", format!("Bearer {token}")),
+        Auth::Garbage(g) => request = request.header("authorization", g.as_str()),
+        Auth::Cookie => request = request.header("cookie", format!("token={token}")),
+    }
+    if let Some(cookie) = &input.cookie {
+        request = request.header("cookie", cookie.as_str());
+    }
+    for (name, value) in input.headers.iter().take(8) {
+        request = request.header(name.as_str(), value.as_slice());
+    }
+    request.body(axum::body::Body::from(input.body.clone())).ok()
+}
+
+fuzz_target!(|input: Input| {
+    let fixture = fixture();
+    let Some(request) = build(&input, &fixture.token) else {
+        return;
+    };
+    let is_head = request.method() == http::Method::HEAD;
+    let router = fixture.router.clone();
+    let outcome = fixture.runtime.block_on(async move {
+        let response = router.oneshot(request).await?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await?.to_bytes();
+        Ok::<_, axum::Error>((parts, bytes))
+    });
+    let (parts, bytes) = match outcome {
+        Ok(answer) => answer,
+        Err(e) => panic!("the router failed instead of answering: {e}"),
+    };
+    let status = parts.status;
+    assert!(
+        !status.is_server_error(),
+        "{status} for {input:?}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    if !status.is_client_error() || is_head || parts.headers.contains_key("content-encoding") {
+        return;
+    }
+    let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(content_type, Some("application/json"), "{status} for {input:?}");
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => panic!("{status}: the error body is not JSON ({e}) for {input:?}"),
+    };
+    assert_eq!(body["status"], status.as_u16(), "{body} for {input:?}");
+    assert!(body["error"].is_string(), "{body} for {input:?}");
+});
