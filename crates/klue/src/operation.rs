@@ -181,10 +181,14 @@ impl OperationRuntime {
 /// Serves one request for `op`. Never fails: every error becomes the JSON error answer.
 pub(crate) async fn dispatch(op: Arc<OperationRuntime>, shared: Arc<Shared>, request: axum::extract::Request) -> Response {
     let request_id = crate::middleware::request_id_of(&request);
-    let request_line = crate::middleware::request_line(&request);
+    // Only an error needs the request line: keep the URI (a reference-counted clone).
+    let uri = request.uri().clone();
     match serve(&op, &shared, request, &request_id).await {
         Ok(response) => response,
-        Err(error) => shared.answer_error(error, &request_id, &request_line, Some(&op.operation_id)),
+        Err(error) => {
+            let request_line = format!("{} {}", op.method, uri.path());
+            shared.answer_error(error, &request_id, &request_line, Some(&op.operation_id))
+        }
     }
 }
 
@@ -264,15 +268,18 @@ async fn read_parameters(
     } else {
         Vec::new()
     };
+    let wants = |location: ParamLocation| op.params.iter().any(|p| p.location == location);
     let query: Vec<(String, String)> = parts
         .uri
         .query()
+        .filter(|_| wants(ParamLocation::Query))
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let cookies: Vec<(String, String)> = parts
         .headers
         .get_all(header::COOKIE)
         .iter()
+        .filter(|_| wants(ParamLocation::Cookie))
         .filter_map(|v| v.to_str().ok())
         .flat_map(params::parse_cookies)
         .collect();

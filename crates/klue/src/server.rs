@@ -152,7 +152,7 @@ pub async fn serve(router: Router, listener: TcpListener, shutdown: impl Future<
 pub async fn run_service(specs: Vec<Source>, configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder) -> ExitCode {
     use clap::Parser;
     let args = ServerArgs::parse();
-    init_tracing();
+    let _log_guard = init_tracing();
     match start(args, specs, configure).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -52,8 +52,8 @@ impl SchemaValidator {
             .iter_errors(instance)
             .take(MAX_ERRORS)
             .map(|error| {
-                let mut pointer = error.instance_path.as_str().to_owned();
-                if let ValidationErrorKind::Required { property: Value::String(name) } = &error.kind {
+                let mut pointer = error.instance_path().as_str().to_owned();
+                if let ValidationErrorKind::Required { property: Value::String(name) } = error.kind() {
                     pointer.push('/');
                     pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
