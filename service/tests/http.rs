@@ -90,6 +90,12 @@ fn check_helloworld(server: &Server) {
     let (status, tagged) = post_item(server, r#"{"name": "gadget", "count": 0, "tags": ["a", "b"]}"#);
     assert_eq!((status, &tagged["tags"]), (201, &json!(["a", "b"])));
 
+    // JSON Schema counts 3.0 as an integer: accepted, and stored as 3.
+    let (status, integral) = post_item(server, r#"{"name": "floaty", "count": 3.0}"#);
+    assert_eq!((status, &integral["count"]), (201, &json!(3)), "{integral}");
+    let (status, answer) = post_item(server, r#"{"name": "x", "count": 1e30}"#);
+    assert_eq!(error_fields(status, &answer, 400, "INVALID_PARAMETER"), ["/count"], "beyond int64");
+
     let invalid_bodies = [
         (r#"{"name": "this name is far too long", "count": 1}"#, "/name"),
         (r#"{"name": "", "count": 1}"#, "/name"),
@@ -138,15 +144,25 @@ fn check_helloworld(server: &Server) {
     // GET /v1/items?limit=&offset=
     let (status, list) = send(client().get(server.url("/v1/items")));
     assert_eq!(status, 200);
-    assert_eq!(list["total"], 2);
+    assert_eq!(list["total"], 3);
     assert_eq!(list["items"][0], created, "oldest first");
     let (_, page) = send(client().get(server.url("/v1/items?limit=1&offset=1")));
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["name"], "gadget");
-    assert_eq!(page["total"], 2);
+    assert_eq!(page["total"], 3);
     let (_, empty_limit) = send(client().get(server.url("/v1/items?limit=")));
-    assert_eq!(empty_limit["items"].as_array().unwrap().len(), 2, "an empty limit is the default");
-    for query in ["limit=0", "limit=101", "limit=abc", "offset=-1", "limit=1.5"] {
+    assert_eq!(empty_limit["items"].as_array().unwrap().len(), 3, "an empty limit is the default");
+    assert_eq!(send(client().get(server.url("/v1/items?limit=2.0"))).1["items"].as_array().unwrap().len(), 2);
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "offset=-1",
+        "limit=1.5",
+        "offset=306634319219330514944",
+        "limit=5&limit=abc",
+        "limit=abc&limit=5",
+    ] {
         let (status, answer) = send(client().get(server.url(&format!("/v1/items?{query}"))));
         let name = query.split('=').next().unwrap();
         assert_eq!(error_fields(status, &answer, 400, "INVALID_PARAMETER"), [name], "{query}");

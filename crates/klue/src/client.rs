@@ -771,7 +771,8 @@ pub mod support {
 
     fn invalid(location: FieldLocation, name: &str, message: String) -> ApiError {
         let (what, name, pointer) = match location {
-            FieldLocation::Body => ("the body".to_string(), None, Some(String::new())),
+            FieldLocation::Body if name.is_empty() => ("body".to_string(), None, Some(String::new())),
+            FieldLocation::Body => (format!("body at {name}"), None, Some(name.to_string())),
             FieldLocation::Path => (
                 format!("path parameter `{name}`"),
                 Some(name.to_string()),
@@ -821,10 +822,34 @@ pub mod support {
         serde_json::from_value(value).map_err(|e| invalid(location, name, e.to_string()))
     }
 
-    /// The validated body as `T` (absent reads as `null`).
+    /// The validated body as `T` (absent reads as `null`). A failure names the JSON pointer
+    /// of the value that did not fit.
     pub fn body<T: DeserializeOwned>(body: Option<Value>) -> Result<T, ApiError> {
-        serde_json::from_value(body.unwrap_or(Value::Null))
-            .map_err(|e| invalid(FieldLocation::Body, "", e.to_string()))
+        serde_path_to_error::deserialize(body.unwrap_or(Value::Null)).map_err(|e| {
+            let pointer = json_pointer(e.path());
+            invalid(FieldLocation::Body, &pointer, e.into_inner().to_string())
+        })
+    }
+
+    /// A serde path as a JSON pointer (`/tags/0`).
+    fn json_pointer(path: &serde_path_to_error::Path) -> String {
+        use serde_path_to_error::Segment;
+        let mut pointer = String::new();
+        for segment in path.iter() {
+            match segment {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } => {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+                Segment::Enum { variant } => {
+                    pointer.push('/');
+                    pointer.push_str(variant);
+                }
+                Segment::Unknown => {}
+            }
+        }
+        pointer
     }
 
     /// A typed response as the runtime's reply. An error status with a klue error body becomes

@@ -315,6 +315,18 @@ async fn read_parameters(
             }
             (_, style, kind) => params::decode(&raw, kind, style, p.explode),
         };
+        let repeatable = matches!(p.kind, Kind::Array(_)) && p.explode && p.location == ParamLocation::Query;
+        if raw.len() > 1 && !repeatable {
+            // Parameter pollution: a proxy reading the first value and klue the last would see
+            // different requests.
+            errors.push(FieldError {
+                location: p.field_location,
+                name: Some(p.name.clone()),
+                pointer: None,
+                message: format!("given {} times; it takes one value", raw.len()),
+            });
+            continue;
+        }
         if raw.iter().any(|v| v.contains('\0')) {
             errors.push(FieldError {
                 location: p.field_location,
@@ -413,6 +425,8 @@ async fn read_body(
         if let Some(validator) = &spec.json {
             errors.extend(validator.body_errors(&value));
         }
+        let mut value = value;
+        crate::validate::integral_floats_to_integers(&mut value);
         return Ok(Some(value));
     }
     if let Some((validator, kind)) = spec

@@ -103,7 +103,21 @@ pub fn coerce_scalar(raw: &str, kind: &Kind) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .or_else(|_| raw.parse::<u64>().map(Value::from))
-            .unwrap_or_else(|_| Value::String(raw.to_owned())),
+            // `3.0`, `1e3`, or beyond 64 bits: a JSON number, so the schema judges it (an
+            // integral one is an integer to JSON Schema; the range check refuses the rest).
+            .or_else(|_| {
+                raw.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .and_then(Number::from_f64)
+                    .map(|n| {
+                        let mut v = Value::Number(n);
+                        crate::validate::integral_floats_to_integers(&mut v);
+                        v
+                    })
+                    .ok_or(())
+            })
+            .unwrap_or_else(|()| Value::String(raw.to_owned())),
         Kind::Number => raw
             .parse::<f64>()
             .ok()
@@ -246,6 +260,8 @@ mod tests {
     fn scalars_coerce_or_stay_strings() {
         assert_eq!(coerce_scalar("42", &Kind::Integer), json!(42));
         assert_eq!(coerce_scalar("4x", &Kind::Integer), json!("4x"));
+        assert_eq!(coerce_scalar("3.0", &Kind::Integer), json!(3));
+        assert_eq!(coerce_scalar("99999999999999999999", &Kind::Integer), json!(1e20));
         assert_eq!(coerce_scalar("1.5", &Kind::Number), json!(1.5));
         assert_eq!(coerce_scalar("NaN", &Kind::Number), json!("NaN"));
         assert_eq!(coerce_scalar("true", &Kind::Boolean), json!(true));
