@@ -584,10 +584,9 @@ impl Registry {
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
+            && answered != digest
         {
-            if answered != digest {
-                bail!("the registry stored the manifest as {answered}, expected {digest}");
-            }
+            bail!("the registry stored the manifest as {answered}, expected {digest}");
         }
         Ok(())
     }
@@ -613,11 +612,11 @@ struct EcrLogin {
 async fn ecr_login(repository: &str, region: Option<String>) -> Result<EcrLogin> {
     use aws_sdk_ecr::error::DisplayErrorContext;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        && let Some(region) = region
     {
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region));
-        }
+        loader = loader.region(aws_config::Region::new(region));
     }
     let config = loader.load().await;
     let ecr = aws_sdk_ecr::Client::new(&config);
@@ -672,6 +671,7 @@ async fn ecr_login(repository: &str, region: Option<String>) -> Result<EcrLogin>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -179,11 +179,9 @@ fn workspace_repository(root: &Path) -> Option<String> {
         let line = line.trim();
         if line.starts_with('[') {
             in_section = line == "[workspace.package]";
-        } else if in_section {
-            if let Some(value) = line.strip_prefix("repository") {
-                let value = value.trim_start().strip_prefix('=')?.trim();
-                return Some(value.trim_matches('"').to_owned());
-            }
+        } else if in_section && let Some(value) = line.strip_prefix("repository") {
+            let value = value.trim_start().strip_prefix('=')?.trim();
+            return Some(value.trim_matches('"').to_owned());
         }
     }
     None
@@ -220,6 +218,7 @@ fn source_date_epoch() -> Result<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -373,6 +373,7 @@ pub fn archive(image: &Image, epoch: i64) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::Read;
