@@ -60,20 +60,35 @@ impl Default for ServeOptions {
     }
 }
 
+/// Keeps the log writer running; dropping it flushes what is buffered.
+#[must_use = "logs are flushed when the guard is dropped"]
+// The field is held only for its Drop (which flushes).
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
 /// Logs to stdout: pretty by default, one JSON object per line with `KLUE_LOG_FORMAT=json`.
-/// The level comes from `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// The level comes from `RUST_LOG` (default `info`). Lines are written by a background thread,
+/// so request threads never wait on stdout; nothing is dropped (a full buffer applies
+/// back-pressure instead), and the returned guard flushes on drop.
+pub fn init_tracing() -> LogGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("KLUE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("klue-log")
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
     // A second initialization (tests) is not an error worth failing for.
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.compact().try_init()
     };
+    LogGuard(guard)
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.
