@@ -3,6 +3,7 @@
 mod accept;
 mod bench;
 mod codegen;
+mod diff;
 mod image;
 mod podman;
 mod push;
@@ -27,6 +28,10 @@ enum Verb {
     Accept(accept::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
     Codegen(codegen::Args),
+    /// Compare infra's config with AWS: exit 0 no change, 2 changes, 1 error.
+    Diff(diff::Args),
+    /// Check the live environments for drift from infra (Markdown to $GITHUB_STEP_SUMMARY).
+    Drift(diff::DriftArgs),
     /// Build the service as a static binary and a reproducible OCI image (no Docker daemon).
     Image(image::Args),
     /// Push the image over the OCI distribution API to a registry or to Amazon ECR.
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Verb::Bench(args) => bench::run(args),
         Verb::Accept(args) => accept::run(args),
         Verb::Codegen(args) => codegen::run(args),
+        Verb::Diff(args) => diff::run(args),
+        Verb::Drift(args) => diff::drift(args),
         Verb::Image(args) => image::run(args),
         Verb::Push(args) => push::run(args),
         Verb::Test(args) => test::run(args),

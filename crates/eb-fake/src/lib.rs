@@ -633,7 +633,7 @@ impl Inner {
                     events.push((
                         env.clone(),
                         "INFO",
-                        format!("terminateEnvironment completed successfully."),
+                        "terminateEnvironment completed successfully.".to_string(),
                     ));
                 }
             }
@@ -781,16 +781,15 @@ impl Inner {
                         "Environment {name} already exists."
                     )));
                 }
-                if let Some(label) = p.get("VersionLabel") {
-                    if !self
+                if let Some(label) = p.get("VersionLabel")
+                    && !self
                         .versions
                         .iter()
                         .any(|v| v.app == app && v.label == label)
-                    {
-                        return Err(ApiError::InvalidParameterValue(format!(
-                            "No Application Version named '{label}' found."
-                        )));
-                    }
+                {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "No Application Version named '{label}' found."
+                    )));
                 }
                 let (platform_arn, stack) = match (p.get("PlatformArn"), p.get("SolutionStackName"))
                 {
@@ -928,16 +927,15 @@ impl Inner {
                         }
                     }
                 }
-                if let Some(label) = p.get("VersionLabel") {
-                    if !self
+                if let Some(label) = p.get("VersionLabel")
+                    && !self
                         .versions
                         .iter()
                         .any(|v| v.app == env.app && v.label == label)
-                    {
-                        return Err(ApiError::InvalidParameterValue(format!(
-                            "No Application Version named '{label}' found."
-                        )));
-                    }
+                {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "No Application Version named '{label}' found."
+                    )));
                 }
                 let fail = self.faults.fail_next_update.take();
                 let transition = self.config.transition;
@@ -960,9 +958,6 @@ impl Inner {
                 }
                 if let Some(arn) = p.get("PlatformArn") {
                     env.platform_arn = arn.to_string();
-                }
-                if let Some(d) = p.get("Description") {
-                    let _ = d;
                 }
                 env.status = "Updating".into();
                 env.fail_pending = fail;

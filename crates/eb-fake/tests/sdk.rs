@@ -1,4 +1,5 @@
 //! The real `aws-sdk-elasticbeanstalk` client against eb-fake: every operation parses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_elasticbeanstalk::Client;

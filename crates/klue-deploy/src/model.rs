@@ -406,13 +406,13 @@ impl Environment {
                 ),
             );
         }
-        if let Some(version) = &self.platform.version {
-            if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                push(
-                    at("platform.version"),
-                    format!("{version:?} is not a version like 4.3.0"),
-                );
-            }
+        if let Some(version) = &self.platform.version
+            && (version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        {
+            push(
+                at("platform.version"),
+                format!("{version:?} is not a version like 4.3.0"),
+            );
         }
         if self.instance_types.is_empty() {
             push(
@@ -595,13 +595,13 @@ impl Environment {
                 );
             }
         }
-        if let DeploymentPolicy::Rolling { batch_percent } = self.deployment_policy {
-            if !(1..=100).contains(&batch_percent) {
-                push(
-                    at("deployment_policy"),
-                    "Rolling batch_percent must be 1-100".into(),
-                );
-            }
+        if let DeploymentPolicy::Rolling { batch_percent } = self.deployment_policy
+            && !(1..=100).contains(&batch_percent)
+        {
+            push(
+                at("deployment_policy"),
+                "Rolling batch_percent must be 1-100".into(),
+            );
         }
         if !RETENTION_DAYS.contains(&self.logs.retention_days) {
             push(

@@ -63,16 +63,14 @@ fn scalar(value: &str) -> String {
     if !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))
+        && let Ok(n) = v.parse::<f64>()
+        && n.is_finite()
     {
-        if let Ok(n) = v.parse::<f64>() {
-            if n.is_finite() {
-                return if n.fract() == 0.0 && n.abs() < 1e15 {
-                    format!("{}", n as i64)
-                } else {
-                    format!("{n}")
-                };
-            }
-        }
+        return if n.fract() == 0.0 && n.abs() < 1e15 {
+            format!("{}", n as i64)
+        } else {
+            format!("{n}")
+        };
     }
     v.to_string()
 }

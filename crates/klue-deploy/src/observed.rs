@@ -64,12 +64,11 @@ impl ObservedEnvironment {
 
     /// The platform (name, version) from the platform ARN or the solution stack name.
     pub fn platform(&self) -> Option<(String, String)> {
-        if let Some(arn) = &self.platform_arn {
-            if let Some((_, path)) = arn.split_once(":platform/") {
-                if let Some((name, version)) = path.rsplit_once('/') {
-                    return Some((name.to_string(), version.to_string()));
-                }
-            }
+        if let Some(arn) = &self.platform_arn
+            && let Some((_, path)) = arn.split_once(":platform/")
+            && let Some((name, version)) = path.rsplit_once('/')
+        {
+            return Some((name.to_string(), version.to_string()));
         }
         // "64bit Amazon Linux 2023 v4.3.0 running Docker"
         let stack = self.solution_stack.as_deref()?;

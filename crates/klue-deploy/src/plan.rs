@@ -297,20 +297,20 @@ fn plan_environment(
                 Some(local.unwrap_or_else(|| format!("${name} at deploy time"))),
             )),
             Some(secret) => {
-                if let Some(local) = local {
-                    if secret.fingerprint.as_deref() != Some(local.as_str()) {
-                        changes.push(Change::new(
-                            ChangeAction::Update,
-                            ChangeKey::SecretValue { name: name.clone() },
-                            Some(
-                                secret
-                                    .fingerprint
-                                    .clone()
-                                    .unwrap_or_else(|| "unknown fingerprint".into()),
-                            ),
-                            Some(local),
-                        ));
-                    }
+                if let Some(local) = local
+                    && secret.fingerprint.as_deref() != Some(local.as_str())
+                {
+                    changes.push(Change::new(
+                        ChangeAction::Update,
+                        ChangeKey::SecretValue { name: name.clone() },
+                        Some(
+                            secret
+                                .fingerprint
+                                .clone()
+                                .unwrap_or_else(|| "unknown fingerprint".into()),
+                        ),
+                        Some(local),
+                    ));
                 }
             }
         }
@@ -434,18 +434,17 @@ fn plan_environment(
         } else if let Some((_, _, off)) = OFF_WHEN_UNDECLARED
             .iter()
             .find(|(n, o, _)| *n == ns && *o == opt)
+            && normalize(ns, opt, v) != *off
         {
-            if normalize(ns, opt, v) != *off {
-                changes.push(Change::new(
-                    ChangeAction::Update,
-                    ChangeKey::Option {
-                        namespace: ns.clone(),
-                        option: opt.clone(),
-                    },
-                    Some(v.clone()),
-                    Some((*off).to_string()),
-                ));
-            }
+            changes.push(Change::new(
+                ChangeAction::Update,
+                ChangeKey::Option {
+                    namespace: ns.clone(),
+                    option: opt.clone(),
+                },
+                Some(v.clone()),
+                Some((*off).to_string()),
+            ));
         }
     }
 
@@ -541,15 +540,15 @@ fn plan_platform(env: &Environment, live: &ObservedEnvironment, changes: &mut Ve
             Some(platform_display(env)),
         )),
         Some((name, version)) => {
-            if let Some(pinned) = &env.platform.version {
-                if *pinned != version {
-                    changes.push(Change::new(
-                        ChangeAction::Update,
-                        ChangeKey::Platform,
-                        Some(format!("{name} {version}")),
-                        Some(platform_display(env)),
-                    ));
-                }
+            if let Some(pinned) = &env.platform.version
+                && *pinned != version
+            {
+                changes.push(Change::new(
+                    ChangeAction::Update,
+                    ChangeKey::Platform,
+                    Some(format!("{name} {version}")),
+                    Some(platform_display(env)),
+                ));
             }
         }
     }

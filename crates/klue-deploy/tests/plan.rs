@@ -1,4 +1,5 @@
 //! Plan unit tests: one snapshot per normalization rule and per create-only key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use klue_deploy::model::*;
 use klue_deploy::observed::{AsgSize, ObservedApplication, ObservedEnvironment, ObservedSecret};

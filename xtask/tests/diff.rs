@@ -1,0 +1,411 @@
+//! `cargo xtask diff` / `drift` end to end: the real binary, the real AWS SDK, eb-fake for
+//! Elastic Beanstalk and moto for Secrets Manager and Auto Scaling, all on loopback.
+//!
+//! Brings both environments of `infra` to their desired state through the EB API -> `diff`
+//! and `drift` exit 0; then changes staging out of band (a MinSize, an added variable, a
+//! removed secret reference) -> `drift` exits 2 and names exactly that key.
+//!
+//! Needs python3-venv for moto: a missing tool fails under CI (`CI` set) and skips elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_elasticbeanstalk::types::{
+    ConfigurationOptionSetting, EnvironmentTier, OptionSpecification, Tag,
+};
+use klue_deploy::options::{ENV_SECRETS, ENV_VARS, desired_options, desired_tags, secret_id};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+const SECRET_VALUE: &str = "e2e-secret-value-never-printed";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// moto from the pinned requirements other tests use (xtask/image-test-requirements.txt).
+fn moto_server() -> Option<PathBuf> {
+    let requirements = workspace_root().join("xtask/image-test-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).unwrap();
+    let venv = target_dir().join("deploy-test-venv");
+    let server = venv.join("bin/moto_server");
+    let stamp = venv.join(".klue-requirements");
+    if server.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Some(server);
+    }
+    if !venv.join("bin/python").exists() {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 -m venv failed: apt-get install python3-venv"
+            );
+            eprintln!("skipped: python3 -m venv failed (apt-get install python3-venv)");
+            return None;
+        }
+    }
+    let status = Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements)
+        .status()
+        .unwrap();
+    assert!(status.success(), "pip install moto failed");
+    std::fs::write(&stamp, wanted).unwrap();
+    Some(server)
+}
+
+struct Process(Child);
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Doubles {
+    eb_endpoint: String,
+    moto_endpoint: String,
+    _moto: Process,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Doubles {
+    fn xtask(&self, args: &[&str]) -> Output {
+        Command::new(XTASK)
+            .args(args)
+            .current_dir(workspace_root())
+            .env("AWS_ENDPOINT_URL", &self.moto_endpoint)
+            .env("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK", &self.eb_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("NO_COLOR", "1")
+            .env("KLUE_JWT_SECRET", SECRET_VALUE)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    async fn clients(
+        &self,
+        region: &str,
+    ) -> (
+        aws_sdk_elasticbeanstalk::Client,
+        aws_sdk_secretsmanager::Client,
+    ) {
+        let load = |endpoint: &str| {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.to_string()))
+                .credentials_provider(aws_sdk_elasticbeanstalk::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .endpoint_url(endpoint)
+                .load()
+        };
+        let eb = load(&self.eb_endpoint).await;
+        let sm = load(&self.moto_endpoint).await;
+        (
+            aws_sdk_elasticbeanstalk::Client::new(&eb),
+            aws_sdk_secretsmanager::Client::new(&sm),
+        )
+    }
+}
+
+fn start() -> Option<Doubles> {
+    let server = moto_server()?;
+    let port = free_port();
+    let moto = Process(
+        Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let moto_endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = eb_fake::Config {
+        region: infra::deployment().region,
+        transition: Duration::from_millis(50),
+    };
+    let (addr, _fake) = runtime
+        .block_on(eb_fake::spawn(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            config,
+        ))
+        .unwrap();
+    Some(Doubles {
+        eb_endpoint: format!("http://{addr}"),
+        moto_endpoint,
+        _moto: moto,
+        runtime,
+    })
+}
+
+async fn wait_ready(eb: &aws_sdk_elasticbeanstalk::Client, name: &str) {
+    for _ in 0..200 {
+        let out = eb
+            .describe_environments()
+            .environment_names(name)
+            .include_deleted(false)
+            .send()
+            .await
+            .unwrap();
+        if out
+            .environments()
+            .first()
+            .and_then(|e| e.status())
+            .map(|s| s.as_str())
+            == Some("Ready")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} never became Ready");
+}
+
+fn setting(ns: &str, name: &str, value: &str) -> ConfigurationOptionSetting {
+    ConfigurationOptionSetting::builder()
+        .namespace(ns)
+        .option_name(name)
+        .value(value)
+        .build()
+}
+
+/// What a correct deploy would do: secrets in Secrets Manager, application, environments with
+/// exactly the desired options (secret references as ARNs) and tags.
+async fn reconcile(d: &Doubles) {
+    let dep = infra::deployment();
+    let (eb, sm) = d.clients(&dep.region).await;
+    eb.create_application()
+        .application_name(&dep.application)
+        .send()
+        .await
+        .unwrap();
+    for env in &dep.environments {
+        let mut arns = BTreeMap::new();
+        for name in &env.secrets {
+            let out = sm
+                .create_secret()
+                .name(secret_id(&dep.application, &env.name, name))
+                .secret_string(SECRET_VALUE)
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key("klue:fingerprint")
+                        .value(klue_deploy::plan::fingerprint(SECRET_VALUE))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            arns.insert(name.clone(), out.arn().unwrap().to_string());
+        }
+        let mut create = eb
+            .create_environment()
+            .application_name(&dep.application)
+            .environment_name(&env.eb_name)
+            .cname_prefix(&env.cname_prefix)
+            .tier(
+                EnvironmentTier::builder()
+                    .name(env.tier.eb_name())
+                    .r#type(env.tier.eb_type())
+                    .build(),
+            )
+            .platform_arn(env.platform.arn(&dep.region, "4.3.0"));
+        for ((ns, name), value) in desired_options(&dep.application, env) {
+            let value = if ns == ENV_SECRETS {
+                arns[&name].clone()
+            } else {
+                value
+            };
+            create = create.option_settings(setting(&ns, &name, &value));
+        }
+        for (k, v) in desired_tags(&dep.application, env) {
+            create = create.tags(Tag::builder().key(k).value(v).build());
+        }
+        create.send().await.unwrap();
+        wait_ready(&eb, &env.eb_name).await;
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `drift --json`, expects exit 2 and returns the names of the changed keys.
+fn drifted_keys(d: &Doubles) -> Vec<String> {
+    let out = d.xtask(&["drift", "--json"]);
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    assert!(!show(&out).contains(SECRET_VALUE));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut keys = Vec::new();
+    for env in plan["environments"].as_array().unwrap() {
+        for c in env["changes"].as_array().unwrap() {
+            keys.push(format!(
+                "{} {}",
+                env["name"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            ));
+        }
+    }
+    keys
+}
+
+#[test]
+fn diff_is_clean_after_reconcile_and_drift_names_each_out_of_band_change() {
+    let Some(d) = start() else { return };
+    let dep = infra::deployment();
+    let staging = dep.environment("staging").unwrap().clone();
+    assert!(
+        !staging.secrets.is_empty(),
+        "env.secrets must name at least one secret for this test"
+    );
+    let secret = staging.secrets[0].clone();
+
+    // Nothing exists yet: everything is a change, and the error-free exit code is 2.
+    let out = d.xtask(&["diff", "staging"]);
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("will be created"),
+        "{}",
+        show(&out)
+    );
+
+    d.runtime.block_on(reconcile(&d));
+    for args in [
+        &["diff", "staging"][..],
+        &["diff", "--all"],
+        &["diff", "--all", "--json"],
+        &["drift"],
+    ] {
+        let out = d.xtask(args);
+        assert_eq!(code(&out), 0, "{args:?} after reconcile:\n{}", show(&out));
+        assert!(!show(&out).contains(SECRET_VALUE));
+    }
+
+    let (eb, _) = d.runtime.block_on(d.clients(&dep.region));
+    let update = |set: Vec<ConfigurationOptionSetting>, remove: Vec<(&str, &str)>| {
+        d.runtime.block_on(async {
+            let mut u = eb.update_environment().environment_name(&staging.eb_name);
+            for s in set {
+                u = u.option_settings(s);
+            }
+            for (ns, name) in remove {
+                u = u.options_to_remove(
+                    OptionSpecification::builder()
+                        .namespace(ns)
+                        .option_name(name)
+                        .build(),
+                );
+            }
+            u.send().await.unwrap();
+            wait_ready(&eb, &staging.eb_name).await;
+        })
+    };
+
+    // 1. MinSize changed in the console.
+    update(vec![setting("aws:autoscaling:asg", "MinSize", "7")], vec![]);
+    assert_eq!(drifted_keys(&d), ["staging aws:autoscaling:asg MinSize"]);
+    let summary = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(XTASK)
+        .args(["drift", "staging"])
+        .current_dir(workspace_root())
+        .env("AWS_ENDPOINT_URL", &d.moto_endpoint)
+        .env("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK", &d.eb_endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("GITHUB_STEP_SUMMARY", summary.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("aws:autoscaling:asg MinSize") && table.contains('7'),
+        "{table}"
+    );
+    let md = std::fs::read_to_string(summary.path()).unwrap();
+    assert!(
+        md.contains("| ~ | `aws:autoscaling:asg MinSize` | 7 | "),
+        "{md}"
+    );
+    update(
+        vec![setting(
+            "aws:autoscaling:asg",
+            "MinSize",
+            &staging.autoscaling.min.to_string(),
+        )],
+        vec![],
+    );
+    assert_eq!(code(&d.xtask(&["drift"])), 0);
+
+    // 2. A variable added out of band: the namespace is owned exactly.
+    update(vec![setting(ENV_VARS, "DEBUG_BACKDOOR", "1")], vec![]);
+    assert_eq!(
+        drifted_keys(&d),
+        [format!("staging {ENV_VARS} DEBUG_BACKDOOR")]
+    );
+    update(vec![], vec![(ENV_VARS, "DEBUG_BACKDOOR")]);
+    assert_eq!(code(&d.xtask(&["drift"])), 0);
+
+    // 3. A secret reference removed out of band.
+    update(vec![], vec![(ENV_SECRETS, secret.as_str())]);
+    assert_eq!(
+        drifted_keys(&d),
+        [format!("staging {ENV_SECRETS} {secret}")]
+    );
+
+    // An unknown environment is an error (exit 1), not drift.
+    let out = d.xtask(&["diff", "nope"]);
+    assert_eq!(code(&out), 1, "{}", show(&out));
+}
