@@ -24,13 +24,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_lint {
         util::run(cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
         util::run(cargo().current_dir(&root).args([
-            "clippy", "--workspace", "--all-targets", "--", "-D", "warnings",
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
         ]))?;
     }
-    util::run(cargo()
-        .current_dir(&root)
-        .env("KLUE_TEST_PYTHON", &python)
-        .args(["test", "--workspace"])
-        .args(&args.cargo_args))?;
+    util::run(
+        cargo()
+            .current_dir(&root)
+            .env("KLUE_TEST_PYTHON", &python)
+            .args(["test", "--workspace"])
+            .args(&args.cargo_args),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

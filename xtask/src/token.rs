@@ -23,21 +23,31 @@ pub struct Args {
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 1h or 3600"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 1h or 3600"))?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("unknown unit '{unit}' in '{text}': use s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' in '{text}': use s, m, h or d"
+            ));
+        }
     };
     Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 fn parse_claim(text: &str) -> Result<(String, Value), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("'{text}' is not key=value"))?;
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not key=value"))?;
     if key.is_empty() {
         return Err(format!("'{text}' has an empty claim name"));
     }
@@ -53,9 +63,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let audience = std::env::var(klue::auth::ENV_AUDIENCE)
         .with_context(|| format!("{} is not set", klue::auth::ENV_AUDIENCE))?;
-    let issuer = std::env::var(klue::auth::ENV_ISSUER).ok().filter(|i| !i.is_empty());
+    let issuer = std::env::var(klue::auth::ENV_ISSUER)
+        .ok()
+        .filter(|i| !i.is_empty());
     let extra: Map<String, Value> = args.claims.into_iter().collect();
-    let token = klue::auth::mint_token(secret.as_bytes(), &audience, issuer.as_deref(), &args.sub, args.ttl, extra)?;
+    let token = klue::auth::mint_token(
+        secret.as_bytes(),
+        &audience,
+        issuer.as_deref(),
+        &args.sub,
+        args.ttl,
+        extra,
+    )?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }
@@ -75,8 +94,14 @@ mod tests {
 
     #[test]
     fn claims_parse_as_json_or_string() {
-        assert_eq!(parse_claim("admin=true"), Ok(("admin".into(), Value::Bool(true))));
-        assert_eq!(parse_claim("team=core"), Ok(("team".into(), Value::String("core".into()))));
+        assert_eq!(
+            parse_claim("admin=true"),
+            Ok(("admin".into(), Value::Bool(true)))
+        );
+        assert_eq!(
+            parse_claim("team=core"),
+            Ok(("team".into(), Value::String("core".into())))
+        );
         assert!(parse_claim("=x").is_err());
         assert!(parse_claim("novalue").is_err());
     }

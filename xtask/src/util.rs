@@ -7,7 +7,10 @@ use std::process::Command;
 /// The workspace root (the folder holding the root Cargo.toml).
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir)
 }
 
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
@@ -26,7 +29,9 @@ pub fn cargo() -> Command {
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("+ {shown}");
-    let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -49,7 +54,14 @@ pub fn python_venv(venv: &Path, requirements: &Path) -> Result<PathBuf> {
             .context("creating the test venv (on Debian: apt-get install python3-venv)")?;
     }
     run(Command::new(&python)
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(requirements))?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)

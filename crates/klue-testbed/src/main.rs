@@ -32,10 +32,15 @@ fn handlers() -> Handlers {
             Ok(Reply::empty(http::StatusCode::OK))
         })
         .with("fail", |_request: Request| async move {
-            Err::<Reply, _>(ApiError::internal(anyhow::anyhow!("the database is down (secret detail)")))
+            Err::<Reply, _>(ApiError::internal(anyhow::anyhow!(
+                "the database is down (secret detail)"
+            )))
         })
         .with("bad_response", |_request: Request| async move {
-            Ok(Reply::json(http::StatusCode::OK, json!({"slept_ms": "not a number"})))
+            Ok(Reply::json(
+                http::StatusCode::OK,
+                json!({"slept_ms": "not a number"}),
+            ))
         })
         .with("undocumented_status", |_request: Request| async move {
             Ok(Reply::json(http::StatusCode::IM_A_TEAPOT, json!({})))
@@ -46,8 +51,12 @@ fn handlers() -> Handlers {
                     .with_user_message("Pick another name"),
             )
         })
-        .with("echo", |request: Request| async move { Ok(Reply::json(http::StatusCode::OK, echo(&request))) })
-        .with("secure", |request: Request| async move { Ok(Reply::json(http::StatusCode::OK, echo(&request))) })
+        .with("echo", |request: Request| async move {
+            Ok(Reply::json(http::StatusCode::OK, echo(&request)))
+        })
+        .with("secure", |request: Request| async move {
+            Ok(Reply::json(http::StatusCode::OK, echo(&request)))
+        })
 }
 
 #[tokio::main]

@@ -23,7 +23,10 @@ fn post_raw(server: &Server, body: Vec<u8>) -> (u16, Value) {
 }
 
 fn assert_still_serving(server: &Server) {
-    assert_eq!(client().get(server.url("/ping")).send().unwrap().status(), 200);
+    assert_eq!(
+        client().get(server.url("/ping")).send().unwrap().status(),
+        200
+    );
 }
 
 #[test]
@@ -32,10 +35,26 @@ fn hostile_bodies_are_refused_with_400() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("deep nesting", deep, "recursion limit"),
-        ("huge number", br#"{"name": "x", "size": 1e400}"#.to_vec(), "number out of range"),
-        ("invalid UTF-8", b"{\"name\": \"\xff\xfe\"}".to_vec(), "not valid JSON"),
-        ("duplicate keys", br#"{"name": "x", "name": "y"}"#.to_vec(), "duplicate key"),
-        ("trailing garbage", br#"{"name": "x"} {}"#.to_vec(), "trailing"),
+        (
+            "huge number",
+            br#"{"name": "x", "size": 1e400}"#.to_vec(),
+            "number out of range",
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"name\": \"\xff\xfe\"}".to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "duplicate keys",
+            br#"{"name": "x", "name": "y"}"#.to_vec(),
+            "duplicate key",
+        ),
+        (
+            "trailing garbage",
+            br#"{"name": "x"} {}"#.to_vec(),
+            "trailing",
+        ),
     ];
     for (what, body, message) in cases {
         let (status, answer) = post_raw(&server, body);
@@ -45,7 +64,10 @@ fn hostile_bodies_are_refused_with_400() {
         assert_still_serving(&server);
     }
     // A huge integer is kept as a float and refused by the schema, not by a crash.
-    let (status, answer) = post_raw(&server, br#"{"name": "x", "size": -123456789012345678901234567890}"#.to_vec());
+    let (status, answer) = post_raw(
+        &server,
+        br#"{"name": "x", "size": -123456789012345678901234567890}"#.to_vec(),
+    );
     assert_eq!(status, 400, "{answer}");
 }
 
@@ -88,13 +110,17 @@ fn slow_clients_do_not_starve_others_and_are_cut_off() {
     let mut stalled: Vec<TcpStream> = (0..50)
         .map(|_| {
             let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-            s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+            s.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
             s
         })
         .collect();
     let started = Instant::now();
     assert_still_serving(&server);
-    assert!(started.elapsed() < Duration::from_secs(1), "others were starved");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "others were starved"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     // The stalled connections were closed by the server (read returns EOF or an error).
     for s in &mut stalled {
@@ -105,7 +131,11 @@ fn slow_clients_do_not_starve_others_and_are_cut_off() {
                 let text = String::from_utf8_lossy(&buf[..n]);
                 assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
             }
-            Err(e) => assert!(e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut, "still open: {e}"),
+            Err(e) => assert!(
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut,
+                "still open: {e}"
+            ),
         }
     }
     assert_still_serving(&server);

@@ -21,7 +21,10 @@ fn json_of(response: Response) -> (u16, Value) {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let text = response.text().unwrap();
-    assert_eq!(content_type, "application/json", "status {status}, body {text}");
+    assert_eq!(
+        content_type, "application/json",
+        "status {status}, body {text}"
+    );
     (status, serde_json::from_str(&text).unwrap())
 }
 
@@ -29,9 +32,17 @@ fn json_of(response: Response) -> (u16, Value) {
 fn assert_error(body: &Value, status: u16, code: &str) {
     assert_eq!(body["status"], status, "{body}");
     assert_eq!(body["error"], code, "{body}");
-    assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
     assert_eq!(body["error_id"].as_str().unwrap().len(), 36, "{body}");
-    assert!(body["request_id"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    assert!(
+        body["request_id"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
 }
 
 fn post_echo(server: &Server, query: &str, body: &str) -> (u16, Value) {
@@ -51,16 +62,33 @@ fn builtins_answer() {
     let (status, body) = json_of(client().get(server.url("/ping")).send().unwrap());
     assert_eq!((status, body), (200, json!({})));
     let (status, body) = json_of(client().get(server.url("/version")).send().unwrap());
-    assert_eq!((status, body), (200, json!({"name": "testbed", "version": "1.2.3", "container": "img-42"})));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"name": "testbed", "version": "1.2.3", "container": "img-42"})
+        )
+    );
     let (status, body) = json_of(client().get(server.url("/auth/version")).send().unwrap());
     assert_error(&body, 401, "AUTHORIZATION_HEADER_MISSING");
     assert_eq!(status, 401);
 
-    let spec: Value = client().get(server.url("/openapi/testbed.json")).send().unwrap().json().unwrap();
+    let spec: Value = client()
+        .get(server.url("/openapi/testbed.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
-    assert!(spec["paths"]["/ping"].is_object(), "built-ins merged into the served spec");
+    assert!(
+        spec["paths"]["/ping"].is_object(),
+        "built-ins merged into the served spec"
+    );
     assert!(spec["paths"]["/echo/{id}"]["post"].is_object());
-    let yaml = client().get(server.url("/openapi/testbed.yaml")).send().unwrap();
+    let yaml = client()
+        .get(server.url("/openapi/testbed.yaml"))
+        .send()
+        .unwrap();
     assert_eq!(yaml.status(), 200);
     assert!(yaml.text().unwrap().contains("/echo/{id}"));
 
@@ -68,12 +96,23 @@ fn builtins_answer() {
     assert_eq!(docs.status(), 200);
     let page = docs.text().unwrap();
     assert!(page.contains("/docs/swagger-ui-bundle.js") && page.contains("/openapi/testbed.json"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no CDN: {page}");
-    let js = client().get(server.url("/docs/swagger-ui-bundle.js")).send().unwrap();
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no CDN: {page}"
+    );
+    let js = client()
+        .get(server.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .unwrap();
     assert_eq!(js.status(), 200);
     assert!(js.bytes().unwrap().len() > 100_000);
 
-    for path in ["/openapi/nope.json", "/openapi/..%2F..%2Fetc%2Fpasswd", "/docs/..%2FCargo.toml", "/openapi/../Cargo.toml"] {
+    for path in [
+        "/openapi/nope.json",
+        "/openapi/..%2F..%2Fetc%2Fpasswd",
+        "/docs/..%2FCargo.toml",
+        "/openapi/../Cargo.toml",
+    ] {
         let (status, body) = json_of(client().get(server.url(path)).send().unwrap());
         assert_eq!(status, 404, "{path}");
         assert_error(&body, 404, "NOT_FOUND");
@@ -88,7 +127,13 @@ fn not_found_and_method_not_allowed_are_json() {
     assert_error(&body, 404, "NOT_FOUND");
 
     let response = client().delete(server.url("/echo/1")).send().unwrap();
-    let allow = response.headers().get("allow").unwrap().to_str().unwrap().to_owned();
+    let allow = response
+        .headers()
+        .get("allow")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let (status, body) = json_of(response);
     assert_eq!(status, 405);
     assert_error(&body, 405, "METHOD_NOT_ALLOWED");
@@ -137,20 +182,44 @@ fn every_invalid_field_is_named() {
     let errors = body["errors"].as_array().unwrap();
     let named: Vec<(String, String)> = errors
         .iter()
-        .map(|e| (e["in"].as_str().unwrap().to_owned(), e["name"].as_str().unwrap_or("").to_owned()))
+        .map(|e| {
+            (
+                e["in"].as_str().unwrap().to_owned(),
+                e["name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
-    for expected in [("path", "id"), ("query", "q"), ("query", "csv"), ("query", "flag"), ("header", "X-Level"), ("cookie", "session")] {
+    for expected in [
+        ("path", "id"),
+        ("query", "q"),
+        ("query", "csv"),
+        ("query", "flag"),
+        ("header", "X-Level"),
+        ("cookie", "session"),
+    ] {
         assert!(
             named.contains(&(expected.0.to_owned(), expected.1.to_owned())),
             "{expected:?} not in {named:?}"
         );
     }
-    assert!(body["error_description"].as_str().unwrap().contains("more error"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("more error"),
+        "{body}"
+    );
 
     let (status, body) = post_echo(&server, "q=c", r#"{"name": "thing"}"#);
     assert_eq!(status, 400);
     assert_eq!(body["errors"][0]["name"], "q");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("is not one of"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not one of"),
+        "{body}"
+    );
 
     let (status, body) = post_echo(&server, "q=a&multi=1&multi=x", r#"{"name": "thing"}"#);
     assert_eq!(status, 400);
@@ -165,9 +234,21 @@ fn bodies_are_validated_with_pointers() {
         (r#"{"name": ""}"#, "/name", "shorter"),
         (r#"{"name": "x", "size": 0}"#, "/size", "minimum"),
         (r#"{"name": "x", "extra": 1}"#, "", "Additional properties"),
-        (r#"{"name": "x", "child": {"name": "far too long a name"}}"#, "/child/name", "longer"),
-        (r#"{"name": "x", "labels": {"a": "b"}}"#, "/labels/a", "integer"),
-        (r#"{"name": "x", "when": "yesterday"}"#, "/when", "date-time"),
+        (
+            r#"{"name": "x", "child": {"name": "far too long a name"}}"#,
+            "/child/name",
+            "longer",
+        ),
+        (
+            r#"{"name": "x", "labels": {"a": "b"}}"#,
+            "/labels/a",
+            "integer",
+        ),
+        (
+            r#"{"name": "x", "when": "yesterday"}"#,
+            "/when",
+            "date-time",
+        ),
         (r#"{"name": 5}"#, "/name", "string"),
     ];
     for (body, pointer, message) in cases {
@@ -177,16 +258,31 @@ fn bodies_are_validated_with_pointers() {
         let error = &answer["errors"][0];
         assert_eq!(error["in"], "body", "{answer}");
         assert_eq!(error["pointer"], pointer, "{body} -> {answer}");
-        assert!(error["message"].as_str().unwrap().contains(message), "{body} -> {answer}");
+        assert!(
+            error["message"].as_str().unwrap().contains(message),
+            "{body} -> {answer}"
+        );
     }
 
     let (status, answer) = post_echo(&server, "q=a", r#"{"name": "x""#);
     assert_eq!(status, 400);
-    assert!(answer["errors"][0]["message"].as_str().unwrap().contains("not valid JSON"), "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{answer}"
+    );
 
     let (status, answer) = post_echo(&server, "q=a", "");
     assert_eq!(status, 400);
-    assert!(answer["errors"][0]["message"].as_str().unwrap().contains("required"), "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("required"),
+        "{answer}"
+    );
 
     let response = client()
         .post(server.url("/echo/7?q=a"))
@@ -217,11 +313,17 @@ fn oversized_bodies_get_413_without_being_read_whole() {
     assert_eq!(status, 413);
     assert_error(&answer, 413, "PAYLOAD_TOO_LARGE");
     // Chunked (no Content-Length): the limit applies while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..10).map(|_| Ok(vec![b' '; 500])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![b' '; 500])).collect();
     let response = client()
         .post(server.url("/echo/7?q=a"))
         .header("content-type", "application/json")
-        .body(reqwest::blocking::Body::new(std::io::Cursor::new(chunks.into_iter().flat_map(|c| c.unwrap()).collect::<Vec<u8>>())))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            chunks
+                .into_iter()
+                .flat_map(|c| c.unwrap())
+                .collect::<Vec<u8>>(),
+        )))
         .send()
         .unwrap();
     assert_eq!(response.status(), 413);
@@ -233,7 +335,10 @@ fn handler_failures_are_500_without_leaking_the_cause() {
     let (status, body) = json_of(client().get(server.url("/panic")).send().unwrap());
     assert_eq!(status, 500);
     assert_error(&body, 500, "UNHANDLED_SERVER_ERROR");
-    assert!(!body.to_string().contains("on purpose"), "the panic message must not be sent: {body}");
+    assert!(
+        !body.to_string().contains("on purpose"),
+        "the panic message must not be sent: {body}"
+    );
     let error_id = body["error_id"].as_str().unwrap().to_owned();
     // The process keeps serving.
     let (status, _) = json_of(client().get(server.url("/ping")).send().unwrap());
@@ -247,15 +352,26 @@ fn handler_failures_are_500_without_leaking_the_cause() {
     let (status, body) = json_of(client().get(server.url("/bad-response")).send().unwrap());
     assert_eq!(status, 500);
     assert_error(&body, 500, "BAD_RESPONSE");
-    let (status, body) = json_of(client().get(server.url("/undocumented-status")).send().unwrap());
+    let (status, body) = json_of(
+        client()
+            .get(server.url("/undocumented-status"))
+            .send()
+            .unwrap(),
+    );
     assert_eq!(status, 500);
     assert_error(&body, 500, "BAD_RESPONSE");
 
     // The log names the error id with the cause and a backtrace.
     std::thread::sleep(Duration::from_millis(200));
     let log = server.output();
-    let line = log.lines().find(|l| l.contains(&error_id) && l.contains("on purpose")).unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains("panicked at") || log.contains("backtrace") || log.contains("main.rs"), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&error_id) && l.contains("on purpose"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("panicked at") || log.contains("backtrace") || log.contains("main.rs"),
+        "{line}"
+    );
     assert!(log.contains("the database is down"), "{log}");
     assert!(log.contains("is not documented"), "{log}");
 }
@@ -272,15 +388,26 @@ fn handlers_raise_their_own_codes() {
 #[test]
 fn request_ids_are_echoed_and_generated() {
     let server = start(&[]);
-    let response = client().get(server.url("/nope")).header("x-request-id", "abc-123").send().unwrap();
+    let response = client()
+        .get(server.url("/nope"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
     let (_, body) = json_of(response);
     assert_eq!(body["request_id"], "abc-123");
     let response = client().get(server.url("/ping")).send().unwrap();
-    assert_eq!(response.headers()["x-request-id"].to_str().unwrap().len(), 36);
+    assert_eq!(
+        response.headers()["x-request-id"].to_str().unwrap().len(),
+        36
+    );
     std::thread::sleep(Duration::from_millis(100));
     let log = server.output();
-    assert!(log.lines().any(|l| l.contains("abc-123") && l.contains("404") && l.contains("/nope")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("abc-123") && l.contains("404") && l.contains("/nope")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -294,19 +421,32 @@ fn auth_runs_before_validation() {
 #[test]
 fn gzip_and_cors() {
     let server = start(&[]);
-    let response = client().get(server.url("/openapi/testbed.json")).header("accept-encoding", "gzip").send().unwrap();
+    let response = client()
+        .get(server.url("/openapi/testbed.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
     let response = client()
         .request(reqwest::Method::OPTIONS, server.url("/echo/1"))
         .header("origin", "https://example.org")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .unwrap();
     assert!(response.status().is_success());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    let allowed = response.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
-    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
 }
 
 #[test]
@@ -325,7 +465,10 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     std::thread::sleep(Duration::from_millis(300));
     let pid = server.pid();
     let mut child = server.take_child();
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let response = in_flight.join().unwrap();
     assert_eq!(response.status(), 200);
@@ -335,7 +478,10 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(exit.code(), Some(0));
@@ -361,7 +507,10 @@ fn startup_refuses_bad_specs_and_missing_auth_config() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("testbed.yaml:"), "names the file and line: {stderr}");
+    assert!(
+        stderr.contains("testbed.yaml:"),
+        "names the file and line: {stderr}"
+    );
     assert!(stderr.contains("Nope"), "{stderr}");
     assert!(stderr.contains("{id}") || stderr.contains("id"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -375,13 +524,20 @@ fn startup_refuses_bad_specs_and_missing_auth_config() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("secure (GET /secure)"), "names the operations needing auth: {stderr}");
+    assert!(
+        stderr.contains("secure (GET /secure)"),
+        "names the operations needing auth: {stderr}"
+    );
 }
 
 #[test]
 fn json_logs_have_one_line_per_request() {
     let server = start(&[("KLUE_LOG_FORMAT", Some("json"))]);
-    let response = client().get(server.url("/ping")).header("x-request-id", "json-log-1").send().unwrap();
+    let response = client()
+        .get(server.url("/ping"))
+        .header("x-request-id", "json-log-1")
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 200);
     std::thread::sleep(Duration::from_millis(200));
     let log = server.output();

@@ -51,7 +51,9 @@ struct Answer {
 /// Reads one HTTP/1.1 response with a Content-Length body.
 fn read_response(reader: &mut BufReader<TcpStream>) -> Result<Answer, String> {
     let mut status_line = String::new();
-    let n = reader.read_line(&mut status_line).map_err(|e| format!("read: {e}"))?;
+    let n = reader
+        .read_line(&mut status_line)
+        .map_err(|e| format!("read: {e}"))?;
     if n == 0 {
         return Err("closed before a response".into());
     }
@@ -64,12 +66,16 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> Result<Answer, String> {
     let mut close = false;
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line).map_err(|e| format!("HTTP-level: truncated headers: {e}"))?;
+        reader
+            .read_line(&mut line)
+            .map_err(|e| format!("HTTP-level: truncated headers: {e}"))?;
         let line = line.trim_end();
         if line.is_empty() {
             break;
         }
-        let (name, value) = line.split_once(':').ok_or_else(|| format!("HTTP-level: bad header {line:?}"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("HTTP-level: bad header {line:?}"))?;
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
         if name == "content-length" {
             length = value.parse::<usize>().ok();
@@ -79,13 +85,25 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> Result<Answer, String> {
     }
     let length = length.ok_or("HTTP-level: no content-length")?;
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).map_err(|e| format!("HTTP-level: truncated body: {e}"))?;
-    Ok(Answer { status, body: String::from_utf8_lossy(&body).into_owned(), close })
+    reader
+        .read_exact(&mut body)
+        .map_err(|e| format!("HTTP-level: truncated body: {e}"))?;
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        close,
+    })
 }
 
 /// One worker: sends requests until `stop`, on one keep-alive connection (reconnecting when
 /// the server closes it) or on a new connection per request.
-fn worker(port: u16, index: usize, keep_alive: bool, start: Instant, stop: Arc<AtomicBool>) -> Vec<Outcome> {
+fn worker(
+    port: u16,
+    index: usize,
+    keep_alive: bool,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     let mut connection: Option<BufReader<TcpStream>> = None;
     let mut n = 0;
@@ -94,16 +112,26 @@ fn worker(port: u16, index: usize, keep_alive: bool, start: Instant, stop: Arc<A
         let sent = start.elapsed();
         let result = (|| {
             if connection.is_none() {
-                let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-                stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+                let stream =
+                    TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .map_err(|e| e.to_string())?;
                 connection = Some(BufReader::new(stream));
             }
             let reader = connection.as_mut().ok_or("no connection")?;
             let request = format!(
                 "GET /slow?ms={SLEEP_MS} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: load-{index}-{n}\r\n{}\r\n",
-                if keep_alive { "" } else { "Connection: close\r\n" }
+                if keep_alive {
+                    ""
+                } else {
+                    "Connection: close\r\n"
+                }
             );
-            reader.get_mut().write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
+            reader
+                .get_mut()
+                .write_all(request.as_bytes())
+                .map_err(|e| format!("write: {e}"))?;
             read_response(reader)
         })();
         let reconnect = match &result {
@@ -114,7 +142,11 @@ fn worker(port: u16, index: usize, keep_alive: bool, start: Instant, stop: Arc<A
             connection = None;
         }
         let failed = result.is_err();
-        outcomes.push(Outcome { worker: index, sent, result });
+        outcomes.push(Outcome {
+            worker: index,
+            sent,
+            result,
+        });
         if failed {
             // After a connection error (the server is going away), back off a little.
             std::thread::sleep(Duration::from_millis(20));
@@ -126,7 +158,13 @@ fn worker(port: u16, index: usize, keep_alive: bool, start: Instant, stop: Arc<A
 #[test]
 fn sigterm_under_load_completes_every_accepted_request_and_exits_0() {
     let drain = DRAIN_SECONDS.to_string();
-    let mut server = Server::start_binary(BIN, &[("KLUE_DRAIN_SECONDS", Some(&drain)), ("RUST_LOG", Some("warn"))]);
+    let mut server = Server::start_binary(
+        BIN,
+        &[
+            ("KLUE_DRAIN_SECONDS", Some(&drain)),
+            ("RUST_LOG", Some("warn")),
+        ],
+    );
     let port = server.port;
     let pid = server.pid();
     let mut child = server.take_child();
@@ -142,7 +180,10 @@ fn sigterm_under_load_completes_every_accepted_request_and_exits_0() {
 
     std::thread::sleep(LOAD_BEFORE_SIGNAL);
     let signal_at = start.elapsed();
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 
     // The process must exit 0 within the drain time (plus a margin for a loaded machine).
@@ -153,15 +194,25 @@ fn sigterm_under_load_completes_every_accepted_request_and_exits_0() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("did not exit within the drain time; output:\n{}", server.output());
+            panic!(
+                "did not exit within the drain time; output:\n{}",
+                server.output()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let exited_after = start.elapsed() - signal_at;
     stop.store(true, Ordering::Relaxed);
-    let outcomes: Vec<Outcome> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let outcomes: Vec<Outcome> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
 
-    assert!(exit.success(), "exit status {exit:?}; output:\n{}", server.output());
+    assert!(
+        exit.success(),
+        "exit status {exit:?}; output:\n{}",
+        server.output()
+    );
     assert!(
         exited_after < Duration::from_secs(DRAIN_SECONDS),
         "took {exited_after:?} to exit after SIGTERM"
@@ -174,10 +225,16 @@ fn sigterm_under_load_completes_every_accepted_request_and_exits_0() {
         match &outcome.result {
             Ok(answer) => {
                 assert_eq!(answer.status, 200, "{outcome:?}");
-                assert_eq!(answer.body, format!(r#"{{"slept_ms":{SLEEP_MS}}}"#), "{outcome:?}");
+                assert_eq!(
+                    answer.body,
+                    format!(r#"{{"slept_ms":{SLEEP_MS}}}"#),
+                    "{outcome:?}"
+                );
                 answered_before += 1;
                 // In flight when the signal came: sent before it, answered after it.
-                if outcome.sent < signal_at && outcome.sent + Duration::from_millis(SLEEP_MS) > signal_at {
+                if outcome.sent < signal_at
+                    && outcome.sent + Duration::from_millis(SLEEP_MS) > signal_at
+                {
                     completed_across_signal += 1;
                 }
             }
@@ -203,11 +260,17 @@ fn sigterm_under_load_completes_every_accepted_request_and_exits_0() {
         outcomes.len()
     );
     // The load really was under way: several rounds per worker, and requests drained.
-    assert!(answered_before >= WORKERS * 2, "too little load: {answered_before}");
+    assert!(
+        answered_before >= WORKERS * 2,
+        "too little load: {answered_before}"
+    );
     assert!(
         completed_across_signal >= WORKERS / 2,
         "only {completed_across_signal} requests were in flight at SIGTERM"
     );
     // Once the server is gone, nothing answers any more.
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after exit");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after exit"
+    );
 }

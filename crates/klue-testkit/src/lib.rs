@@ -24,7 +24,11 @@ pub struct Server {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -51,8 +55,14 @@ impl Server {
         let mut child = cmd.spawn().expect("start the service binary");
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -84,7 +94,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("service did not listen within 20 s; output:\n{}", self.output());
+        panic!(
+            "service did not listen within 20 s; output:\n{}",
+            self.output()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,9 +3,9 @@
 //! `/openapi/<api>.json|yaml`, and Swagger UI at `/docs` (assets inside the binary).
 
 use crate::handler::{Handler, Reply, Request};
-use axum::Router;
 use crate::middleware::RequestId;
 use axum::Extension;
+use axum::Router;
 use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::get;
@@ -29,9 +29,14 @@ impl BuiltinState {
 }
 
 /// The handler of a built-in operation, by operation id.
-pub(crate) fn handler_for(operation_id: &str, state: Arc<BuiltinState>) -> Option<Arc<dyn Handler>> {
+pub(crate) fn handler_for(
+    operation_id: &str,
+    state: Arc<BuiltinState>,
+) -> Option<Arc<dyn Handler>> {
     match operation_id {
-        "ping" => Some(Arc::new(|_: Request| async { Ok(Reply::json(StatusCode::OK, json!({}))) })),
+        "ping" => Some(Arc::new(|_: Request| async {
+            Ok(Reply::json(StatusCode::OK, json!({})))
+        })),
         "version" | "auth_version" => Some(Arc::new(move |_: Request| {
             let body = state.version.clone();
             async move { Ok(Reply::json(StatusCode::OK, body)) }
@@ -56,7 +61,10 @@ impl Documents {
             let yaml = serde_norway::to_string(&api.document)
                 .map_err(|e| format!("{}: cannot render the served spec as YAML: {e}", api.name))?;
             files.insert(format!("{}.json", api.name), ("application/json", json));
-            files.insert(format!("{}.yaml", api.name), ("application/yaml", yaml.into_bytes()));
+            files.insert(
+                format!("{}.yaml", api.name),
+                ("application/yaml", yaml.into_bytes()),
+            );
         }
         let urls: Vec<Value> = apis
             .iter()
@@ -104,16 +112,23 @@ const FAVICON: &[u8] = include_bytes!("../assets/swagger-ui/favicon-32x32.png");
 
 fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     let mut response = Response::new(body.into());
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
 fn not_found(what: &str, request_id: &RequestId) -> Response {
-    crate::error::ApiError::new(404, crate::error::codes::NOT_FOUND, format!("No such document: {what}"))
-        .into_response_for(&request_id.0)
+    crate::error::ApiError::new(
+        404,
+        crate::error::codes::NOT_FOUND,
+        format!("No such document: {what}"),
+    )
+    .into_response_for(&request_id.0)
 }
 
 /// `/openapi/{file}`, `/docs` and `/docs/{asset}`. Only known names are served: nothing is
@@ -124,31 +139,41 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
     Router::new()
         .route(
             "/openapi/{file}",
-            get(move |Path(file): Path<String>, Extension(request_id): Extension<RequestId>| {
-                let files = Arc::clone(&files);
-                async move {
-                    match files.files.get(&file) {
-                        Some((content_type, bytes)) => asset(content_type, bytes.clone()),
-                        None => not_found(&file, &request_id),
+            get(
+                move |Path(file): Path<String>, Extension(request_id): Extension<RequestId>| {
+                    let files = Arc::clone(&files);
+                    async move {
+                        match files.files.get(&file) {
+                            Some((content_type, bytes)) => asset(content_type, bytes.clone()),
+                            None => not_found(&file, &request_id),
+                        }
                     }
-                }
-            }),
+                },
+            ),
         )
-        .route("/docs", get(move || async move { asset("text/html; charset=utf-8", page) }))
+        .route(
+            "/docs",
+            get(move || async move { asset("text/html; charset=utf-8", page) }),
+        )
         .route(
             "/docs/{asset}",
-            get(|Path(name): Path<String>, Extension(request_id): Extension<RequestId>| async move {
-                match name.as_str() {
-                    "swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_UI_JS),
-                    "swagger-ui.css" => asset("text/css", SWAGGER_UI_CSS),
-                    "favicon-32x32.png" => asset("image/png", FAVICON),
-                    "init.js" => asset("text/javascript", DOCS_INIT),
-                    _ => not_found(&name, &request_id),
-                }
-            }),
+            get(
+                |Path(name): Path<String>, Extension(request_id): Extension<RequestId>| async move {
+                    match name.as_str() {
+                        "swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_UI_JS),
+                        "swagger-ui.css" => asset("text/css", SWAGGER_UI_CSS),
+                        "favicon-32x32.png" => asset("image/png", FAVICON),
+                        "init.js" => asset("text/javascript", DOCS_INIT),
+                        _ => not_found(&name, &request_id),
+                    }
+                },
+            ),
         )
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -771,7 +771,9 @@ pub mod support {
 
     fn invalid(location: FieldLocation, name: &str, message: String) -> ApiError {
         let (what, name, pointer) = match location {
-            FieldLocation::Body if name.is_empty() => ("body".to_string(), None, Some(String::new())),
+            FieldLocation::Body if name.is_empty() => {
+                ("body".to_string(), None, Some(String::new()))
+            }
             FieldLocation::Body => (format!("body at {name}"), None, Some(name.to_string())),
             FieldLocation::Path => (
                 format!("path parameter `{name}`"),

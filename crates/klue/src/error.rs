@@ -64,7 +64,11 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a status, an UPPERCASE code and a description.
-    pub fn new(status: u16, code: impl Into<Cow<'static, str>>, description: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        code: impl Into<Cow<'static, str>>,
+        description: impl Into<String>,
+    ) -> Self {
         ApiError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code: code.into(),
@@ -125,7 +129,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.description)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.description
+        )
     }
 }
 
@@ -170,7 +180,10 @@ impl ApiError {
         let mut response = Response::new(axum::body::Body::from(bytes));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (name, value) in self.headers.iter() {
             headers.insert(name.clone(), value.clone());
         }

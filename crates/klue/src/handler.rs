@@ -36,12 +36,20 @@ pub struct Reply {
 impl Reply {
     /// A JSON answer.
     pub fn json(status: StatusCode, body: Value) -> Self {
-        Reply { status, body: Some(body), headers: HeaderMap::new() }
+        Reply {
+            status,
+            body: Some(body),
+            headers: HeaderMap::new(),
+        }
     }
 
     /// An answer without a body.
     pub fn empty(status: StatusCode) -> Self {
-        Reply { status, body: None, headers: HeaderMap::new() }
+        Reply {
+            status,
+            body: None,
+            headers: HeaderMap::new(),
+        }
     }
 }
 
@@ -79,7 +87,8 @@ impl Handlers {
 
     /// Binds `handler` to the operation with this id.
     pub fn insert(&mut self, operation_id: impl Into<String>, handler: impl Handler) -> &mut Self {
-        self.by_operation.insert(operation_id.into(), Arc::new(handler));
+        self.by_operation
+            .insert(operation_id.into(), Arc::new(handler));
         self
     }
 
@@ -102,6 +111,8 @@ impl std::fmt::Debug for Handlers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ids: Vec<_> = self.operation_ids().collect();
         ids.sort_unstable();
-        f.debug_struct("Handlers").field("operations", &ids).finish()
+        f.debug_struct("Handlers")
+            .field("operations", &ids)
+            .finish()
     }
 }

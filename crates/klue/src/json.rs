@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn parses_like_serde_json() {
         let text = br#"{"a": [1, -2, 3.5, true, null, "x", {"b": {}}], "c": 18446744073709551615}"#;
-        assert_eq!(from_slice_strict(text).ok(), serde_json::from_slice::<Value>(text).ok());
+        assert_eq!(
+            from_slice_strict(text).ok(),
+            serde_json::from_slice::<Value>(text).ok()
+        );
     }
 
     #[test]
@@ -113,7 +116,10 @@ mod tests {
         assert!(from_slice_strict(br#"{"a": 1, "a": 2}"#).is_err());
         let nested = from_slice_strict(br#"{"x": [{"a": 1, "b": 2, "a": 3}]}"#);
         assert!(nested.is_err_and(|e| e.to_string().contains("duplicate key \"a\"")));
-        assert_eq!(from_slice_strict(br#"{"a": {"a": 1}}"#).ok(), Some(json!({"a": {"a": 1}})));
+        assert_eq!(
+            from_slice_strict(br#"{"a": {"a": 1}}"#).ok(),
+            Some(json!({"a": {"a": 1}}))
+        );
     }
 
     #[test]

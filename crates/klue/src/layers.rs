@@ -30,14 +30,22 @@ pub(crate) fn apply(router: Router, shared: Arc<Shared>) -> Router {
         .expose_headers([HeaderName::from_static(crate::middleware::X_REQUEST_ID)]);
     let panic_shared = Arc::clone(&shared);
     router
-        .layer(CatchPanicLayer::custom(move |payload: Box<dyn std::any::Any + Send>| {
-            let cause = crate::panic::describe(payload);
-            let error = ApiError::new(500, codes::UNHANDLED_SERVER_ERROR, "The server failed to handle this request")
+        .layer(CatchPanicLayer::custom(
+            move |payload: Box<dyn std::any::Any + Send>| {
+                let cause = crate::panic::describe(payload);
+                let error = ApiError::new(
+                    500,
+                    codes::UNHANDLED_SERVER_ERROR,
+                    "The server failed to handle this request",
+                )
                 .with_cause(cause);
-            let request_id = crate::context::current_request_id().unwrap_or_default();
-            panic_shared.answer_error(error, &request_id, "-", None)
-        }))
+                let request_id = crate::context::current_request_id().unwrap_or_default();
+                panic_shared.answer_error(error, &request_id, "-", None)
+            },
+        ))
         .layer(CompressionLayer::new().gzip(true))
         .layer(cors)
-        .layer(axum::middleware::from_fn(crate::middleware::request_id_and_log))
+        .layer(axum::middleware::from_fn(
+            crate::middleware::request_id_and_log,
+        ))
 }

@@ -41,7 +41,9 @@ pub(crate) fn request_line(request: &Request) -> String {
 pub(crate) async fn request_id_and_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = accept_request_id(request.headers().get(X_REQUEST_ID));
-    request.extensions_mut().insert(RequestId(Arc::clone(&request_id)));
+    request
+        .extensions_mut()
+        .insert(RequestId(Arc::clone(&request_id)));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;

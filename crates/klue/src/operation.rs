@@ -87,21 +87,28 @@ impl OperationRuntime {
     ) -> Result<OperationRuntime, Vec<CompileError>> {
         let mut problems = Vec::new();
         let base = &op.location.pointer;
-        let mut compile = |pointer: String, schema: &Value| match SchemaValidator::compile(api, schema) {
-            Ok(v) => Some(v),
-            Err(message) => {
-                problems.push(CompileError { pointer, message: format!("schema does not compile: {message}") });
-                None
-            }
-        };
+        let mut compile =
+            |pointer: String, schema: &Value| match SchemaValidator::compile(api, schema) {
+                Ok(v) => Some(v),
+                Err(message) => {
+                    problems.push(CompileError {
+                        pointer,
+                        message: format!("schema does not compile: {message}"),
+                    });
+                    None
+                }
+            };
 
         let mut params = Vec::new();
         for (i, p) in op.parameters.iter().enumerate() {
-            let Some(validator) = compile(format!("{base}/parameters/{i}/schema"), &p.schema) else {
+            let Some(validator) = compile(format!("{base}/parameters/{i}/schema"), &p.schema)
+            else {
                 continue;
             };
             let header_name = match p.location {
-                ParamLocation::Header => HeaderName::from_bytes(p.name.to_ascii_lowercase().as_bytes()).ok(),
+                ParamLocation::Header => {
+                    HeaderName::from_bytes(p.name.to_ascii_lowercase().as_bytes()).ok()
+                }
                 _ => None,
             };
             params.push(CompiledParam {
@@ -133,7 +140,10 @@ impl OperationRuntime {
                         Some(schema) => body.json = compile(pointer, schema),
                         None => body.json_any = true,
                     }
-                } else if media.media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                } else if media
+                    .media_type
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                {
                     let schema = media.schema.clone().unwrap_or(Value::Bool(true));
                     if let Some(v) = compile(pointer, &schema) {
                         body.form = Some((v, Kind::of(&schema, &api.schemas)));
@@ -148,10 +158,16 @@ impl OperationRuntime {
             let validator = r
                 .json_schema()
                 .and_then(|schema| compile(format!("{base}/responses/{}", r.status), schema));
-            responses.push(CompiledResponse { status: r.status, validator });
+            responses.push(CompiledResponse {
+                status: r.status,
+                validator,
+            });
         }
 
-        if let Some(b) = body.as_ref().filter(|b| b.json.is_none() && !b.json_any && b.form.is_none()) {
+        if let Some(b) = body
+            .as_ref()
+            .filter(|b| b.json.is_none() && !b.json_any && b.form.is_none())
+        {
             problems.push(CompileError {
                 pointer: format!("{base}/requestBody"),
                 message: format!(
@@ -179,7 +195,11 @@ impl OperationRuntime {
 }
 
 /// Serves one request for `op`. Never fails: every error becomes the JSON error answer.
-pub(crate) async fn dispatch(op: Arc<OperationRuntime>, shared: Arc<Shared>, request: axum::extract::Request) -> Response {
+pub(crate) async fn dispatch(
+    op: Arc<OperationRuntime>,
+    shared: Arc<Shared>,
+    request: axum::extract::Request,
+) -> Response {
     let request_id = crate::middleware::request_id_of(&request);
     // Only an error needs the request line: keep the URI (a reference-counted clone).
     let uri = request.uri().clone();
@@ -225,7 +245,10 @@ async fn serve(
     };
     request.ctx = ctx.clone();
     let call = op.handler.call(request);
-    let guarded = tokio::time::timeout(shared.config.request_timeout, AssertUnwindSafe(call).catch_unwind());
+    let guarded = tokio::time::timeout(
+        shared.config.request_timeout,
+        AssertUnwindSafe(call).catch_unwind(),
+    );
     let reply = match context::scope(ctx, guarded).await {
         Ok(Ok(result)) => result?,
         Ok(Err(panic)) => return Err(ApiError::internal(crate::panic::describe(panic))),
@@ -233,7 +256,10 @@ async fn serve(
             return Err(ApiError::new(
                 503,
                 codes::REQUEST_TIMEOUT,
-                format!("The server did not answer within {:?}", shared.config.request_timeout),
+                format!(
+                    "The server did not answer within {:?}",
+                    shared.config.request_timeout
+                ),
             ));
         }
     };
@@ -252,7 +278,10 @@ async fn read_parameters(
     }
     let path_params = if op.has_path_params {
         match RawPathParams::from_request_parts(parts, &()).await {
-            Ok(raw) => raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            Ok(raw) => raw
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             Err(rejection) => {
                 return Err(ApiError::invalid(
                     format!("Invalid path: {rejection}"),
@@ -286,9 +315,21 @@ async fn read_parameters(
 
     for p in &op.params {
         let raw: Vec<&str> = match p.location {
-            ParamLocation::Path => path_params.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
-            ParamLocation::Query => query.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
-            ParamLocation::Cookie => cookies.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| v.as_str()).collect(),
+            ParamLocation::Path => path_params
+                .iter()
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| v.as_str())
+                .collect(),
+            ParamLocation::Query => query
+                .iter()
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| v.as_str())
+                .collect(),
+            ParamLocation::Cookie => cookies
+                .iter()
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| v.as_str())
+                .collect(),
             ParamLocation::Header => match &p.header_name {
                 Some(name) => {
                     let mut values = Vec::new();
@@ -309,13 +350,16 @@ async fn read_parameters(
             },
         };
         let decoded = match (p.location, p.style, &p.kind) {
-            (ParamLocation::Query, ParamStyle::DeepObject, kind) => params::decode_deep_object(&p.name, &query, kind),
+            (ParamLocation::Query, ParamStyle::DeepObject, kind) => {
+                params::decode_deep_object(&p.name, &query, kind)
+            }
             (ParamLocation::Query, ParamStyle::Form, kind @ Kind::Object(_)) if p.explode => {
                 params::decode_exploded_object(&query, kind)
             }
             (_, style, kind) => params::decode(&raw, kind, style, p.explode),
         };
-        let repeatable = matches!(p.kind, Kind::Array(_)) && p.explode && p.location == ParamLocation::Query;
+        let repeatable =
+            matches!(p.kind, Kind::Array(_)) && p.explode && p.location == ParamLocation::Query;
         if raw.len() > 1 && !repeatable {
             // Parameter pollution: a proxy reading the first value and klue the last would see
             // different requests.
@@ -349,7 +393,10 @@ async fn read_parameters(
             }
             None => continue,
         };
-        errors.extend(p.validator.parameter_errors(p.field_location, &p.name, &value));
+        errors.extend(
+            p.validator
+                .parameter_errors(p.field_location, &p.name, &value),
+        );
         let target = match p.location {
             ParamLocation::Path => &mut request.path,
             ParamLocation::Query => &mut request.query,
@@ -383,7 +430,11 @@ async fn read_body(
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return Err(too_large(limit)),
         Err(e) => {
-            return Err(ApiError::new(400, codes::INVALID_PARAMETER, format!("Could not read the request body: {e}")));
+            return Err(ApiError::new(
+                400,
+                codes::INVALID_PARAMETER,
+                format!("Could not read the request body: {e}"),
+            ));
         }
     };
     if bytes.is_empty() {
@@ -402,7 +453,13 @@ async fn read_body(
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     let accepts_json = spec.json.is_some() || spec.json_any;
     // A body without Content-Type is taken as JSON when the operation accepts JSON.
     let is_json = match &content_type {
@@ -465,10 +522,14 @@ fn decode_form(bytes: &[u8], kind: &Kind) -> Value {
     };
     let mut object = Map::new();
     for (key, value) in form_urlencoded::parse(bytes) {
-        let field_kind = props.and_then(|p| p.get(key.as_ref())).unwrap_or(&Kind::Any);
+        let field_kind = props
+            .and_then(|p| p.get(key.as_ref()))
+            .unwrap_or(&Kind::Any);
         match field_kind {
             Kind::Array(item) => {
-                let entry = object.entry(key.into_owned()).or_insert_with(|| Value::Array(Vec::new()));
+                let entry = object
+                    .entry(key.into_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(items) = entry {
                     items.push(params::coerce_scalar(&value, item));
                 }
@@ -485,13 +546,21 @@ fn decode_form(bytes: &[u8], kind: &Kind) -> Value {
 fn describe(errors: &[FieldError]) -> String {
     let first = &errors[0];
     let what = match (&first.name, &first.pointer, first.location) {
-        (Some(name), _, location) => format!("Invalid {} parameter '{name}'", location_name(location)),
-        (None, Some(pointer), FieldLocation::Body) if !pointer.is_empty() => format!("Invalid body at {pointer}"),
+        (Some(name), _, location) => {
+            format!("Invalid {} parameter '{name}'", location_name(location))
+        }
+        (None, Some(pointer), FieldLocation::Body) if !pointer.is_empty() => {
+            format!("Invalid body at {pointer}")
+        }
         _ => "Invalid request body".to_owned(),
     };
     let more = match errors.len() {
         1 => String::new(),
-        n => format!(" (and {} more error{})", n - 1, if n > 2 { "s" } else { "" }),
+        n => format!(
+            " (and {} more error{})",
+            n - 1,
+            if n > 2 { "s" } else { "" }
+        ),
     };
     format!("{what}: {}{more}", first.message)
 }
@@ -507,7 +576,11 @@ fn location_name(location: FieldLocation) -> &'static str {
 }
 
 /// The handler's reply as an HTTP response, validated against the spec when enabled.
-fn reply_response(op: &OperationRuntime, shared: &Shared, reply: Reply) -> Result<Response, ApiError> {
+fn reply_response(
+    op: &OperationRuntime,
+    shared: &Shared,
+    reply: Reply,
+) -> Result<Response, ApiError> {
     if shared.config.validate_responses {
         check_reply(op, &reply)?;
     }
@@ -515,9 +588,10 @@ fn reply_response(op: &OperationRuntime, shared: &Shared, reply: Reply) -> Resul
         Some(body) => {
             let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
             let mut response = Response::new(Body::from(bytes));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             response
         }
         None => Response::new(Body::empty()),
@@ -538,15 +612,27 @@ fn check_reply(op: &OperationRuntime, reply: &Reply) -> Result<(), ApiError> {
         .responses
         .iter()
         .find(|r| r.status == ResponseStatus::Code(code))
-        .or_else(|| op.responses.iter().find(|r| matches!(r.status, ResponseStatus::Range(_)) && r.status.matches(code)))
-        .or_else(|| op.responses.iter().find(|r| r.status == ResponseStatus::Default));
+        .or_else(|| {
+            op.responses
+                .iter()
+                .find(|r| matches!(r.status, ResponseStatus::Range(_)) && r.status.matches(code))
+        })
+        .or_else(|| {
+            op.responses
+                .iter()
+                .find(|r| r.status == ResponseStatus::Default)
+        });
     let bad = |cause: String| {
         ApiError::new(
             500,
             codes::BAD_RESPONSE,
             "The server produced a response that does not match its API specification",
         )
-        .with_cause(anyhow::anyhow!("{} {} answered {code}: {cause}", op.method, op.path))
+        .with_cause(anyhow::anyhow!(
+            "{} {} answered {code}: {cause}",
+            op.method,
+            op.path
+        ))
     };
     let Some(documented) = documented else {
         return Err(bad(format!("status {code} is not documented")));
@@ -555,9 +641,14 @@ fn check_reply(op: &OperationRuntime, reply: &Reply) -> Result<(), ApiError> {
         (Some(validator), Some(body)) => {
             let violations = validator.violations(body);
             if !violations.is_empty() {
-                let listed: Vec<String> =
-                    violations.iter().map(|v| format!("at '{}': {}", v.pointer, v.message)).collect();
-                return Err(bad(format!("the body does not match the schema: {}", listed.join("; "))));
+                let listed: Vec<String> = violations
+                    .iter()
+                    .map(|v| format!("at '{}': {}", v.pointer, v.message))
+                    .collect();
+                return Err(bad(format!(
+                    "the body does not match the schema: {}",
+                    listed.join("; ")
+                )));
             }
         }
         (Some(_), None) => return Err(bad("the body is missing".into())),

@@ -21,8 +21,12 @@ pub fn install_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if crate::context::current().is_some() {
                 let backtrace = Backtrace::force_capture().to_string();
-                let location = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-                LAST_BACKTRACE.with(|b| *b.borrow_mut() = Some(format!("panicked{location}\n{backtrace}")));
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
+                LAST_BACKTRACE
+                    .with(|b| *b.borrow_mut() = Some(format!("panicked{location}\n{backtrace}")));
             } else {
                 previous(info);
             }

@@ -43,7 +43,10 @@ impl Kind {
         let declared = match schema.get("type") {
             Some(Value::String(t)) => Some(t.as_str()),
             // ["integer", "null"]: the first non-null type decides.
-            Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+            Some(Value::Array(types)) => types
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null"),
             _ => None,
         };
         match declared {
@@ -72,15 +75,16 @@ impl Kind {
             _ => {
                 // allOf / anyOf / oneOf of one typed branch: use it.
                 for key in ["allOf", "anyOf", "oneOf"] {
-                    if let Some(kind) = schema
-                        .get(key)
-                        .and_then(Value::as_array)
-                        .and_then(|branches| {
-                            branches
-                                .iter()
-                                .map(|b| Self::of_depth(b, defs, depth + 1))
-                                .find(|k| *k != Kind::Any)
-                        })
+                    if let Some(kind) =
+                        schema
+                            .get(key)
+                            .and_then(Value::as_array)
+                            .and_then(|branches| {
+                                branches
+                                    .iter()
+                                    .map(|b| Self::of_depth(b, defs, depth + 1))
+                                    .find(|k| *k != Kind::Any)
+                            })
                     {
                         return kind;
                     }
@@ -125,7 +129,9 @@ pub fn coerce_scalar(raw: &str, kind: &Kind) -> Value {
             .and_then(Number::from_f64)
             .map(|n| {
                 // Keep integers integral so `type: integer` inside a number schema validates.
-                raw.parse::<i64>().map(Value::from).unwrap_or(Value::Number(n))
+                raw.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::Number(n))
             })
             .unwrap_or_else(|| Value::String(raw.to_owned())),
         Kind::Boolean => match raw {
@@ -212,7 +218,10 @@ pub fn decode_deep_object(name: &str, pairs: &[(String, String)], kind: &Kind) -
     let prefix = format!("{name}[");
     let mut object = Map::new();
     for (key, value) in pairs {
-        if let Some(prop) = key.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(']')) {
+        if let Some(prop) = key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
             let kind = props.and_then(|p| p.get(prop)).unwrap_or(&Kind::Any);
             object.insert(prop.to_owned(), coerce_scalar(value, kind));
         }
@@ -241,7 +250,9 @@ pub fn parse_cookies(header: &str) -> Vec<(String, String)> {
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
             let v = v.trim().trim_matches('"');
-            let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
             Some((k.trim().to_owned(), decoded))
         })
         .collect()
@@ -261,7 +272,10 @@ mod tests {
         assert_eq!(coerce_scalar("42", &Kind::Integer), json!(42));
         assert_eq!(coerce_scalar("4x", &Kind::Integer), json!("4x"));
         assert_eq!(coerce_scalar("3.0", &Kind::Integer), json!(3));
-        assert_eq!(coerce_scalar("99999999999999999999", &Kind::Integer), json!(1e20));
+        assert_eq!(
+            coerce_scalar("99999999999999999999", &Kind::Integer),
+            json!(1e20)
+        );
         assert_eq!(coerce_scalar("1.5", &Kind::Number), json!(1.5));
         assert_eq!(coerce_scalar("NaN", &Kind::Number), json!("NaN"));
         assert_eq!(coerce_scalar("true", &Kind::Boolean), json!(true));
@@ -276,32 +290,62 @@ mod tests {
     #[test]
     fn arrays_follow_style_and_explode() {
         let k = kind(json!({"type": "array", "items": {"type": "integer"}}));
-        assert_eq!(decode(&["1", "2"], &k, ParamStyle::Form, true), Some(json!([1, 2])));
-        assert_eq!(decode(&["1,2"], &k, ParamStyle::Form, false), Some(json!([1, 2])));
-        assert_eq!(decode(&["1 2"], &k, ParamStyle::SpaceDelimited, false), Some(json!([1, 2])));
-        assert_eq!(decode(&["1|x"], &k, ParamStyle::PipeDelimited, false), Some(json!([1, "x"])));
-        assert_eq!(decode(&["1,2"], &k, ParamStyle::Simple, false), Some(json!([1, 2])));
+        assert_eq!(
+            decode(&["1", "2"], &k, ParamStyle::Form, true),
+            Some(json!([1, 2]))
+        );
+        assert_eq!(
+            decode(&["1,2"], &k, ParamStyle::Form, false),
+            Some(json!([1, 2]))
+        );
+        assert_eq!(
+            decode(&["1 2"], &k, ParamStyle::SpaceDelimited, false),
+            Some(json!([1, 2]))
+        );
+        assert_eq!(
+            decode(&["1|x"], &k, ParamStyle::PipeDelimited, false),
+            Some(json!([1, "x"]))
+        );
+        assert_eq!(
+            decode(&["1,2"], &k, ParamStyle::Simple, false),
+            Some(json!([1, 2]))
+        );
     }
 
     #[test]
     fn empty_non_string_values_are_absent() {
         assert_eq!(decode(&[""], &Kind::Integer, ParamStyle::Form, true), None);
-        assert_eq!(decode(&[""], &Kind::String, ParamStyle::Form, true), Some(json!("")));
+        assert_eq!(
+            decode(&[""], &Kind::String, ParamStyle::Form, true),
+            Some(json!(""))
+        );
     }
 
     #[test]
     fn objects_decode_from_deep_object_and_form() {
         let k = kind(json!({"type": "object", "properties": {"n": {"type": "integer"}}}));
-        let pairs = vec![("f[n]".to_owned(), "3".to_owned()), ("f[s]".to_owned(), "x".to_owned())];
-        assert_eq!(decode_deep_object("f", &pairs, &k), Some(json!({"n": 3, "s": "x"})));
-        assert_eq!(decode(&["n,4"], &k, ParamStyle::Form, false), Some(json!({"n": 4})));
+        let pairs = vec![
+            ("f[n]".to_owned(), "3".to_owned()),
+            ("f[s]".to_owned(), "x".to_owned()),
+        ];
+        assert_eq!(
+            decode_deep_object("f", &pairs, &k),
+            Some(json!({"n": 3, "s": "x"}))
+        );
+        assert_eq!(
+            decode(&["n,4"], &k, ParamStyle::Form, false),
+            Some(json!({"n": 4}))
+        );
     }
 
     #[test]
     fn cookies_are_split_and_decoded() {
         assert_eq!(
             parse_cookies("a=1; token=Bearer%20abc"),
-            vec![("a".into(), "1".into()), ("token".into(), "Bearer abc".into())]
+            vec![
+                ("a".into(), "1".into()),
+                ("token".into(), "Bearer abc".into())
+            ]
         );
     }
 }

@@ -52,14 +52,19 @@ impl RuntimeConfig {
             config.validate_responses = match v.trim() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
-                other => return Err(StartupError::config("KLUE_VALIDATE_RESPONSES", other, "expected 1 or 0")),
+                other => {
+                    return Err(StartupError::config(
+                        "KLUE_VALIDATE_RESPONSES",
+                        other,
+                        "expected 1 or 0",
+                    ));
+                }
             };
         }
         if let Some(v) = var("KLUE_BODY_LIMIT") {
-            config.body_limit = v
-                .trim()
-                .parse()
-                .map_err(|_| StartupError::config("KLUE_BODY_LIMIT", &v, "expected a number of bytes"))?;
+            config.body_limit = v.trim().parse().map_err(|_| {
+                StartupError::config("KLUE_BODY_LIMIT", &v, "expected a number of bytes")
+            })?;
         }
         if let Some(v) = var("KLUE_REQUEST_TIMEOUT") {
             let secs: f64 = v
@@ -67,7 +72,9 @@ impl RuntimeConfig {
                 .parse()
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                .ok_or_else(|| StartupError::config("KLUE_REQUEST_TIMEOUT", &v, "expected seconds > 0"))?;
+                .ok_or_else(|| {
+                    StartupError::config("KLUE_REQUEST_TIMEOUT", &v, "expected seconds > 0")
+                })?;
             config.request_timeout = Duration::from_secs_f64(secs);
         }
         if let Some(v) = var("KLUE_CONTAINER_VERSION") {
@@ -85,7 +92,9 @@ pub struct StartupError {
 
 impl StartupError {
     fn config(name: &str, value: &str, expected: &str) -> Self {
-        StartupError { problems: vec![format!("{name}={value:?} is invalid: {expected}")] }
+        StartupError {
+            problems: vec![format!("{name}={value:?} is invalid: {expected}")],
+        }
     }
 }
 
@@ -103,7 +112,9 @@ impl std::error::Error for StartupError {}
 
 impl From<klue_spec::SpecErrors> for StartupError {
     fn from(errors: klue_spec::SpecErrors) -> Self {
-        StartupError { problems: errors.0.iter().map(ToString::to_string).collect() }
+        StartupError {
+            problems: errors.0.iter().map(ToString::to_string).collect(),
+        }
     }
 }
 
@@ -205,11 +216,16 @@ impl ServiceBuilder {
         for (api_name, handlers) in &self.served {
             let Some(api) = self.apis.iter().find(|a| &a.name == api_name) else {
                 let known: Vec<&str> = self.apis.iter().map(|a| a.name.as_str()).collect();
-                problems.push(format!("no API named '{api_name}' in the specs (known: {})", known.join(", ")));
+                problems.push(format!(
+                    "no API named '{api_name}' in the specs (known: {})",
+                    known.join(", ")
+                ));
                 continue;
             };
             let state = builtin_state
-                .get_or_insert_with(|| Arc::new(BuiltinState::new(api, &self.config.container_version)))
+                .get_or_insert_with(|| {
+                    Arc::new(BuiltinState::new(api, &self.config.container_version))
+                })
                 .clone();
             for id in handlers.operation_ids() {
                 if api.operation(id).is_none_or(|op| op.builtin) {
@@ -219,7 +235,10 @@ impl ServiceBuilder {
             for op in &api.operations {
                 let handler = if op.builtin {
                     // The first served API answers the built-ins.
-                    if operations.iter().any(|o| o.method == op.method && o.path == op.path) {
+                    if operations
+                        .iter()
+                        .any(|o| o.method == op.method && o.path == op.path)
+                    {
                         continue;
                     }
                     builtins::handler_for(&op.operation_id, Arc::clone(&state))
@@ -331,16 +350,21 @@ fn assemble(
     let mut problems = Vec::new();
     for (path, ops) in by_path {
         let mut methods: Vec<&str> = ops.iter().map(|o| o.method.as_str()).collect();
-        if ops.iter().any(|o| o.method == Method::Get) && !ops.iter().any(|o| o.method == Method::Head) {
+        if ops.iter().any(|o| o.method == Method::Get)
+            && !ops.iter().any(|o| o.method == Method::Head)
+        {
             methods.push("HEAD");
         }
         let allow = methods.join(", ");
         let mut route: MethodRouter = MethodRouter::new();
         for op in ops {
             let (op, shared) = (Arc::clone(op), Arc::clone(shared));
-            route = route.on(method_filter(op.method), move |request: axum::extract::Request| {
-                dispatch(Arc::clone(&op), Arc::clone(&shared), request)
-            });
+            route = route.on(
+                method_filter(op.method),
+                move |request: axum::extract::Request| {
+                    dispatch(Arc::clone(&op), Arc::clone(&shared), request)
+                },
+            );
         }
         let shared_405 = Arc::clone(shared);
         route = route.fallback(move |request: axum::extract::Request| {
@@ -351,15 +375,31 @@ fn assemble(
                 let error = ApiError::new(
                     405,
                     codes::METHOD_NOT_ALLOWED,
-                    format!("{} is not allowed on {}; allowed: {allow}", request.method(), request.uri().path()),
+                    format!(
+                        "{} is not allowed on {}; allowed: {allow}",
+                        request.method(),
+                        request.uri().path()
+                    ),
                 )
-                .with_header(header::ALLOW, HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")));
-                shared.answer_error(error, &request_id, &crate::middleware::request_line(&request), None)
+                .with_header(
+                    header::ALLOW,
+                    HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
+                );
+                shared.answer_error(
+                    error,
+                    &request_id,
+                    &crate::middleware::request_line(&request),
+                    None,
+                )
             }
         });
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Router::new().route(path, route))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Router::new().route(path, route)
+        })) {
             Ok(single) => router = router.merge(single),
-            Err(_) => problems.push(format!("the path template {path} cannot be routed (conflicting or invalid template)")),
+            Err(_) => problems.push(format!(
+                "the path template {path} cannot be routed (conflicting or invalid template)"
+            )),
         }
     }
     if !problems.is_empty() {
@@ -378,7 +418,12 @@ fn assemble(
                 codes::NOT_FOUND,
                 format!("No route for {} {}", request.method(), request.uri().path()),
             );
-            shared.answer_error(error, &request_id, &crate::middleware::request_line(&request), None)
+            shared.answer_error(
+                error,
+                &request_id,
+                &crate::middleware::request_line(&request),
+                None,
+            )
         }
     });
     Ok(crate::layers::apply(router, Arc::clone(shared)))

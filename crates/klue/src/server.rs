@@ -115,7 +115,12 @@ pub async fn shutdown_signal() {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains: no new connections,
 /// in-flight requests finish (up to `options.drain`), idle keep-alive connections close.
-pub async fn serve(router: Router, listener: TcpListener, shutdown: impl Future<Output = ()>, options: ServeOptions) {
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -164,7 +169,10 @@ pub async fn serve(router: Router, listener: TcpListener, shutdown: impl Future<
 /// embedded ones, or `--apis-dir`), configure JWT auth from the environment, let `configure`
 /// bind the handlers, check everything, listen, and shut down gracefully. A problem at
 /// startup is printed with what to fix and the process exits 1.
-pub async fn run_service(specs: Vec<Source>, configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder) -> ExitCode {
+pub async fn run_service(
+    specs: Vec<Source>,
+    configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
+) -> ExitCode {
     use clap::Parser;
     let args = ServerArgs::parse();
     let _log_guard = init_tracing();
@@ -190,7 +198,9 @@ async fn start(
     .map_err(|e| e.to_string())?;
     let config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
     let mut builder = ServiceBuilder::new(apis).config(config);
-    if let Some(authenticator) = crate::auth::from_env().map_err(|e| format!("JWT configuration: {e}"))? {
+    if let Some(authenticator) =
+        crate::auth::from_env().map_err(|e| format!("JWT configuration: {e}"))?
+    {
         builder = builder.authenticator(authenticator);
     }
     let service = configure(builder).build().map_err(|e| e.to_string())?;
@@ -209,7 +219,17 @@ async fn start(
         operations = service.operation_count(),
         "listening"
     );
-    serve(service.router(), listener, shutdown_signal(), ServeOptions { drain, header_read_timeout, ..ServeOptions::default() }).await;
+    serve(
+        service.router(),
+        listener,
+        shutdown_signal(),
+        ServeOptions {
+            drain,
+            header_read_timeout,
+            ..ServeOptions::default()
+        },
+    )
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -95,17 +95,28 @@ impl SchemaValidator {
             .take(MAX_ERRORS)
             .map(|error| {
                 let mut pointer = error.instance_path().as_str().to_owned();
-                if let ValidationErrorKind::Required { property: Value::String(name) } = error.kind() {
+                if let ValidationErrorKind::Required {
+                    property: Value::String(name),
+                } = error.kind()
+                {
                     pointer.push('/');
                     pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
-                Violation { pointer, message: error.to_string() }
+                Violation {
+                    pointer,
+                    message: error.to_string(),
+                }
             })
             .collect()
     }
 
     /// Violations of a parameter's value, as field errors naming the parameter.
-    pub fn parameter_errors(&self, location: FieldLocation, name: &str, value: &Value) -> Vec<FieldError> {
+    pub fn parameter_errors(
+        &self,
+        location: FieldLocation,
+        name: &str,
+        value: &Value,
+    ) -> Vec<FieldError> {
         self.violations(value)
             .into_iter()
             .map(|v| FieldError {
@@ -155,6 +166,9 @@ mod tests {
     fn integral_floats_become_integers() {
         let mut value = json!({"a": 3.0, "b": [1.5, -2.0, 1e3], "c": 7, "d": 1e300});
         integral_floats_to_integers(&mut value);
-        assert_eq!(value, json!({"a": 3, "b": [1.5, -2, 1000], "c": 7, "d": 1e300}));
+        assert_eq!(
+            value,
+            json!({"a": 3, "b": [1.5, -2, 1000], "c": 7, "d": 1e300})
+        );
     }
 }

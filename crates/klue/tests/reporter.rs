@@ -35,23 +35,43 @@ impl ErrorReporter for Collect {
 
 #[tokio::test]
 async fn every_5xx_reaches_the_reporter_and_4xx_do_not() {
-    let apis = klue::spec::load_sources(&[klue::spec::Source { path: "t.yaml".into(), text: SPEC.into() }]).unwrap();
+    let apis = klue::spec::load_sources(&[klue::spec::Source {
+        path: "t.yaml".into(),
+        text: SPEC.into(),
+    }])
+    .unwrap();
     let reporter = Arc::new(Collect::default());
     let handlers = Handlers::new()
         .with("boom", |_: Request| async {
             Err::<Reply, _>(ApiError::internal(anyhow::anyhow!("disk full")))
         })
-        .with("nope", |_: Request| async { Err::<Reply, _>(ApiError::new(404, "NOPE", "no")) });
-    let service = Service::builder(apis).serve("t", handlers).error_reporter(reporter.clone()).build().unwrap();
+        .with("nope", |_: Request| async {
+            Err::<Reply, _>(ApiError::new(404, "NOPE", "no"))
+        });
+    let service = Service::builder(apis)
+        .serve("t", handlers)
+        .error_reporter(reporter.clone())
+        .build()
+        .unwrap();
 
-    let request = http::Request::get("/boom").header("x-request-id", "r-1").body(axum::body::Body::empty()).unwrap();
+    let request = http::Request::get("/boom")
+        .header("x-request-id", "r-1")
+        .body(axum::body::Body::empty())
+        .unwrap();
     let response = service.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 500);
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
 
-    let request = http::Request::get("/nope").body(axum::body::Body::empty()).unwrap();
-    assert_eq!(service.router().oneshot(request).await.unwrap().status(), 404);
+    let request = http::Request::get("/nope")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(
+        service.router().oneshot(request).await.unwrap().status(),
+        404
+    );
 
     let reports = reporter.0.lock().unwrap();
     assert_eq!(reports.len(), 1, "only the 5xx is reported");
