@@ -8,6 +8,7 @@ mod image;
 mod podman;
 mod push;
 mod test;
+mod token;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,8 @@ enum Verb {
     Push(push::Args),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
     Test(test::Args),
+    /// Print a JWT signed with KLUE_JWT_SECRET for KLUE_JWT_AUDIENCE (for curl and tests).
+    Token(token::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Verb::Image(args) => image::run(args),
         Verb::Push(args) => push::run(args),
         Verb::Test(args) => test::run(args),
+        Verb::Token(args) => token::run(args),
     };
     match result {
         Ok(code) => code,
