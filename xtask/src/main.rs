@@ -15,7 +15,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "klue's verbs: test, token, codegen, accept, bench, ...")]
+#[command(
+    name = "cargo xtask",
+    about = "klue's verbs: test, token, codegen, accept, bench, ..."
+)]
 struct Cli {
     #[command(subcommand)]
     verb: Verb,
