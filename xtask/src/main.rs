@@ -7,6 +7,7 @@ mod diff;
 mod image;
 mod podman;
 mod push;
+mod reliability;
 mod test;
 mod token;
 mod util;
@@ -40,6 +41,8 @@ enum Verb {
     Image(image::Args),
     /// Push the image over the OCI distribution API to a registry or to Amazon ECR.
     Push(push::Args),
+    /// Reliability suite: contract fuzzing, cargo-fuzz targets, load (see docs/reliability.md).
+    Reliability(reliability::Args),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
     Test(test::Args),
     /// Print a JWT signed with KLUE_JWT_SECRET for KLUE_JWT_AUDIENCE (for curl and tests).
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Verb::Drift(args) => diff::drift(args),
         Verb::Image(args) => image::run(args),
         Verb::Push(args) => push::run(args),
+        Verb::Reliability(args) => reliability::run(args),
         Verb::Test(args) => test::run(args),
         Verb::Token(args) => token::run(args),
     };
