@@ -27,10 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Benchmark klue against bare axum, klue-microservice and Connexion (wrk, same run).
-    Bench(bench::Args),
     /// Run the acceptance suite against --local (built and started here) or --host <url>.
     Accept(accept::Args),
+    /// Benchmark klue against bare axum, klue-microservice and Connexion (wrk, same run).
+    Bench(bench::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
     Codegen(codegen::Args),
     /// Compare infra's config with AWS: exit 0 no change, 2 changes, 1 error.
@@ -52,8 +52,8 @@ enum Verb {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.verb {
-        Verb::Bench(args) => bench::run(args),
         Verb::Accept(args) => accept::run(args),
+        Verb::Bench(args) => bench::run(args),
         Verb::Codegen(args) => codegen::run(args),
         Verb::Diff(args) => diff::run(args),
         Verb::Drift(args) => diff::drift(args),
