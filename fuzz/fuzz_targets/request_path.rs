@@ -156,11 +156,18 @@ fn fixture() -> &'static Fixture {
             Ok(t) => t,
             Err(e) => panic!("token: {e}"),
         };
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(r) => r,
             Err(e) => panic!("runtime: {e}"),
         };
-        Fixture { runtime, router: service.router(), token }
+        Fixture {
+            runtime,
+            router: service.router(),
+            token,
+        }
     })
 }
 
@@ -188,7 +195,10 @@ fn build(input: &Input, token: &str) -> Option<http::Request<axum::body::Body>> 
     }
     let mut request = http::Request::builder().method(method).uri(uri);
     if let Some(ct) = input.content_type {
-        request = request.header("content-type", CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()]);
+        request = request.header(
+            "content-type",
+            CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()],
+        );
     }
     match &input.auth {
         Auth::None => {}
@@ -202,7 +212,9 @@ fn build(input: &Input, token: &str) -> Option<http::Request<axum::body::Body>> 
     for (name, value) in input.headers.iter().take(8) {
         request = request.header(name.as_str(), value.as_slice());
     }
-    request.body(axum::body::Body::from(input.body.clone())).ok()
+    request
+        .body(axum::body::Body::from(input.body.clone()))
+        .ok()
 }
 
 fuzz_target!(|input: Input| {
@@ -234,8 +246,15 @@ fuzz_target!(|input: Input| {
     if !status.is_client_error() || is_head || parts.headers.contains_key("content-encoding") {
         return;
     }
-    let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
-    assert_eq!(content_type, Some("application/json"), "{status} for {input:?}");
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(
+        content_type,
+        Some("application/json"),
+        "{status} for {input:?}"
+    );
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(body) => body,
         Err(e) => panic!("{status}: the error body is not JSON ({e}) for {input:?}"),

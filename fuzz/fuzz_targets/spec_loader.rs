@@ -22,9 +22,15 @@ fuzz_target!(|data: &[u8]| {
         Some((api, common)) => (api, Some(common)),
         None => (text, None),
     };
-    let mut sources = vec![Source { path: "apis/api.yaml".into(), text: api.to_owned() }];
+    let mut sources = vec![Source {
+        path: "apis/api.yaml".into(),
+        text: api.to_owned(),
+    }];
     if let Some(common) = common {
-        sources.push(Source { path: "apis/common.yaml".into(), text: common.to_owned() });
+        sources.push(Source {
+            path: "apis/common.yaml".into(),
+            text: common.to_owned(),
+        });
     }
     let Ok(apis) = load_sources(&sources) else {
         return;

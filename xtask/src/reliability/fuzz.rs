@@ -1,8 +1,8 @@
 //! Fuzzing with cargo-fuzz (libFuzzer, nightly toolchain): `fuzz/` is its own workspace with
 //! the targets `spec_loader` and `request_path`. A run is bounded in time; new inputs go to a
 //! scratch corpus under the target dir and are merged into the committed corpus
-//! (`fuzz/corpus/<target>`) only when they add coverage, so the repository keeps a small,
-//! minimized corpus. A crash's input is copied to `fuzz/regressions/<target>/` and the command
+//! (`fuzz/corpus/<target>`) only when they are small (at most 2 KiB) and add coverage, so the
+//! repository keeps a small, minimized corpus. A crash's input is copied to `fuzz/regressions/<target>/` and the command
 //! that reproduces it is printed.
 
 use crate::util;
@@ -13,6 +13,9 @@ use std::time::Instant;
 
 /// The fuzz targets of `fuzz/`.
 pub const TARGETS: [&str; 2] = ["spec_loader", "request_path"];
+
+/// Largest new input merged into the committed corpus, in bytes.
+const KEEP_MAX_BYTES: u64 = 2048;
 
 /// Options of `cargo xtask reliability fuzz`.
 #[derive(Debug, Clone, clap::Args)]
@@ -148,13 +151,24 @@ pub fn run(args: &Args) -> Result<Summary> {
         );
     }
     if !args.no_merge {
-        // Keep in the repository only what adds coverage to what it already holds.
+        // Keep in the repository only small inputs (mutations of the big seed specs would bloat
+        // it), and of those only what adds coverage to what it already holds.
+        let small = work.join("small").join(target);
+        let _ = std::fs::remove_dir_all(&small);
+        std::fs::create_dir_all(&small)?;
+        for file in files(&scratch)? {
+            if std::fs::metadata(&file)?.len() <= KEEP_MAX_BYTES
+                && let Some(name) = file.file_name()
+            {
+                std::fs::copy(&file, small.join(name))?;
+            }
+        }
         let mut merge = fuzz_command(&root);
         merge
             .args(["run", target, "--target-dir"])
             .arg(&fuzz_target_dir)
             .arg(&corpus)
-            .arg(&scratch)
+            .arg(&small)
             .arg("--")
             .arg("-merge=1")
             .arg(format!("-max_len={}", max_len(target)))
