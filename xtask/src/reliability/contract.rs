@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     let cases = count_cases(&report_dir)?;
     let server_errors = log_problems(&log)?;
     eprintln!(
-        "contract: {cases} test cases in {seconds:.0} s; schemathesis {status}; service exit {exit}; \
+        "contract: {cases} test cases in {seconds:.0} s; schemathesis {status}; service {exit} on SIGTERM; \
          {} server-side error line(s) in {}",
         server_errors.len(),
         log.display()
@@ -107,7 +107,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut problems = Vec::new();
     if !status.success() {
         problems.push(format!(
-            "schemathesis found failures (exit {status}); report in {}",
+            "schemathesis found failures ({status}); report in {}",
             report_dir.display()
         ));
     }
