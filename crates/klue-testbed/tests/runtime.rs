@@ -122,6 +122,11 @@ fn builtins_answer() {
 #[test]
 fn not_found_and_method_not_allowed_are_json() {
     let server = start(&[]);
+    for path in ["/docs", "/docs/swagger-ui.css", "/openapi/testbed.json"] {
+        let (status, body) = json_of(client().post(server.url(path)).send().unwrap());
+        assert_eq!(status, 405, "{path}");
+        assert_error(&body, 405, "METHOD_NOT_ALLOWED");
+    }
     let (status, body) = json_of(client().get(server.url("/no/such/route")).send().unwrap());
     assert_eq!(status, 404);
     assert_error(&body, 404, "NOT_FOUND");

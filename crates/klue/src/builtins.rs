@@ -7,6 +7,7 @@ use crate::middleware::RequestId;
 use axum::Extension;
 use axum::Router;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::response::Response;
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
@@ -140,25 +141,32 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
         .route(
             "/openapi/{file}",
             get(
-                move |Path(file): Path<String>, Extension(request_id): Extension<RequestId>| {
+                move |file: Result<Path<String>, PathRejection>,
+                      Extension(request_id): Extension<RequestId>| {
                     let files = Arc::clone(&files);
                     async move {
+                        // A name that is not UTF-8 cannot be one of ours: 404 like any other.
+                        let file = file.map(|Path(f)| f).unwrap_or_default();
                         match files.files.get(&file) {
                             Some((content_type, bytes)) => asset(content_type, bytes.clone()),
                             None => not_found(&file, &request_id),
                         }
                     }
                 },
-            ),
+            )
+            .fallback(method_not_allowed),
         )
         .route(
             "/docs",
-            get(move || async move { asset("text/html; charset=utf-8", page) }),
+            get(move || async move { asset("text/html; charset=utf-8", page) })
+                .fallback(method_not_allowed),
         )
         .route(
             "/docs/{asset}",
             get(
-                |Path(name): Path<String>, Extension(request_id): Extension<RequestId>| async move {
+                |name: Result<Path<String>, PathRejection>,
+                 Extension(request_id): Extension<RequestId>| async move {
+                    let name = name.map(|Path(n)| n).unwrap_or_default();
                     match name.as_str() {
                         "swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_UI_JS),
                         "swagger-ui.css" => asset("text/css", SWAGGER_UI_CSS),
@@ -167,8 +175,25 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
                         _ => not_found(&name, &request_id),
                     }
                 },
-            ),
+            )
+            .fallback(method_not_allowed),
         )
+}
+
+/// The documents are read-only: any other method gets the JSON 405.
+async fn method_not_allowed(request: axum::extract::Request) -> Response {
+    let request_id = crate::middleware::request_id_of(&request);
+    crate::error::ApiError::new(
+        405,
+        crate::error::codes::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}; allowed: GET, HEAD",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+    .with_header(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"))
+    .into_response_for(&request_id)
 }
 
 fn html_escape(text: &str) -> String {
