@@ -109,7 +109,12 @@ mod tests {
         let me = std::process::id();
         assert!(tree(me).contains(&me));
         assert!(rss_mib(me) > 0.0);
-        assert!(peak_rss_mib(me) >= rss_mib(me) - 1.0);
+        assert!(peak_rss_mib(me) > 0.0);
+        // The tree sums race with other tests' children starting and exiting; compare the
+        // process itself, read once each.
+        let rss = status_kib(me, "VmRSS:").unwrap_or(0);
+        let peak = status_kib(me, "VmHWM:").unwrap_or(0);
+        assert!(rss > 0 && peak >= rss, "VmHWM {peak} KiB < VmRSS {rss} KiB");
         assert!(cpu_seconds(me, clock_ticks()) >= 0.0);
     }
 }
