@@ -2,20 +2,102 @@
 //!
 //! It speaks the AWS query protocol (form-encoded `POST /` with `Action=...&Version=2010-12-01`)
 //! and answers XML in the EB namespace that the AWS SDKs parse, for the operations klue calls:
-//! applications, application versions, environments (create, describe, update with
-//! `OptionSettings`/`OptionsToRemove`, terminate), configuration settings (platform defaults
-//! merged with what was set), events, environment resources, tags and DNS availability.
-//! Environments go `Launching`/`Updating` -> `Ready` (with events) after a configurable delay;
-//! create-only options are refused on update, and mutations of an environment that is not
-//! `Ready` fail with `InvalidParameterValue`, as on AWS.
+//! applications, application versions (create, describe with pagination, delete), the storage
+//! location, platform versions, environments (create, describe, update with
+//! `OptionSettings`/`OptionsToRemove`, abort, CNAME swap, terminate), configuration settings
+//! (platform defaults merged with what was set), events (filters and pagination), environment
+//! resources, tags and DNS availability. Environments go `Launching`/`Updating` -> `Ready` (with
+//! events) after a configurable delay; create-only options are refused on update, and mutations
+//! of an environment that is not `Ready` fail with `InvalidParameterValue`, as on AWS.
+//! Errors are the query-protocol `ErrorResponse` (HTTP 400, `Type` Sender) with AWS's codes.
 //!
-//! Test hooks live under `/_fake/`: `POST /_fake/fault` (fail the next update with ERROR events
-//! and a revert, throttle the next N calls), `GET /_fake/calls` (actions received), and
-//! `POST /_fake/set` (change an environment's options out of band without a transition).
+//! # Operations
+//!
+//! - `CreateStorageLocation` -> `S3Bucket` `elasticbeanstalk-{region}-123456789012`.
+//! - `ListPlatformVersions`: versions 4.3.0, 4.4.0 and 4.5.1 of
+//!   "Docker running on 64bit Amazon Linux 2023", newest first, the newest with
+//!   `PlatformLifecycleState` `Recommended`. `Filters.member.N.{Type,Operator,Values.member.1}`
+//!   with Type PlatformName, PlatformBranchName, PlatformVersion, PlatformStatus,
+//!   PlatformLifecycleState, PlatformOwner, SupportedTier, SupportedAddon, OperatingSystemName,
+//!   ProgrammingLanguageName and operators `=`, `!=`, `contains`, `begins_with`, `ends_with`,
+//!   `<`, `<=`, `>`, `>=` (versions compare numerically); filters are ANDed. `MaxRecords`,
+//!   `NextToken`.
+//! - `CreateEnvironment` takes `PlatformArn` and/or `SolutionStackName` (one of the versions
+//!   above; both must agree) and records both. Refusals (`InvalidParameterValue`):
+//!   "Environment {name} already exists." (among non-terminated), "DNS name
+//!   ({prefix}.{region}.elasticbeanstalk.com) is not available." (explicit `CNAMEPrefix` taken;
+//!   without one a taken default gets an `eba-` label as AWS does), "No Application Version
+//!   named '{label}' found.", "No Solution Stack named '{stack}' found.", "No Platform named
+//!   '{arn}' found.". Events: INFO "createEnvironment is starting.", "Using
+//!   elasticbeanstalk-{region}-123456789012 as Amazon S3 storage bucket for environment data.",
+//!   then at Ready "Created Auto Scaling group named: {asg}", "Application available at
+//!   {cname}.", "Successfully launched environment: {name}" (health Green).
+//! - `UpdateEnvironment`: INFO "Environment update is starting.", "Updating environment
+//!   {name}'s configuration settings." (options given), "Deploying new version to
+//!   instance(s)." (VersionLabel given); at Ready: "New application version was deployed to
+//!   running EC2 instances.", "Successfully deployed new configuration to environment.",
+//!   "Environment update completed successfully.".
+//! - `SwapEnvironmentCNAMEs` (`Source`/`Destination` `EnvironmentName` or `EnvironmentId`):
+//!   both must exist, differ, be in the same application, be Ready and have a CNAME. The CNAMEs
+//!   swap at once; both environments are `Updating` for one transition, then Ready. Events on
+//!   both: "swapEnvironmentCNAMEs is starting.", "Swapping CNAMEs for environments '{src}' and
+//!   '{dst}'.", then "'{cname}' now points to '{endpoint}'." and "Completed swapping CNAMEs for
+//!   environments '{src}' and '{dst}'." (all INFO).
+//! - `AbortEnvironmentUpdate`: only while an update is in progress (`Updating`,
+//!   `AbortableOperationInProgress` true), else "Environment named {name} is in an invalid state
+//!   for this operation. Must be Updating.". Restores the options and version label from before
+//!   the update at once, stays `Updating` (not abortable) for one transition, then Ready/Green.
+//!   Events: INFO "abortEnvironmentUpdate is starting."; at Ready, when the aborted update was
+//!   deploying a version, ERROR "During an aborted deployment, some instances may have deployed
+//!   the new application version. To ensure all instances are running the same version,
+//!   re-deploy the appropriate application version."; then WARN "Rollback of environment {name}
+//!   completed successfully.".
+//! - `DeleteApplicationVersion`: "Unable to delete application version '{label}' because it is
+//!   being used by an environment." while a non-terminated environment runs it (or would roll
+//!   back to it); "No Application Version named '{label}' found."; `DeleteSourceBundle` is
+//!   accepted (no bundles are stored).
+//! - `DescribeApplicationVersions` and `DescribeEvents`: newest first, `MaxRecords` (1..=1000;
+//!   events default to 1000) and `NextToken` (stable when items are added between pages).
+//!   Events filter by ApplicationName, EnvironmentName, EnvironmentId, VersionLabel, RequestId,
+//!   StartTime (inclusive), EndTime (exclusive) and Severity (minimum: TRACE < DEBUG < INFO <
+//!   WARN < ERROR < FATAL). Timestamps are kept and answered with millisecond precision, so an
+//!   `EventDate` read back and sent as `StartTime` includes that event.
+//!
+//! # Test hooks
+//!
+//! Under `/_fake/`: `GET /_fake/calls` (every action received, in order), `GET
+//! /_fake/requests` (the form parameters of every call, in order, as JSON objects including
+//! `Action`), `POST /_fake/set` (change an environment's options out of band without a
+//! transition) and `POST /_fake/fault` with a JSON body tagged by `kind` (answers 204):
+//!
+//! - `{"kind":"fail_next_update","message":"..."}` (message optional): the next
+//!   UpdateEnvironment ends Ready with health Red, the options and version reverted, and ERROR
+//!   events: the message (default "Failed to deploy configuration."), "The environment was
+//!   reverted to the previous configuration setting.", "Failed to deploy configuration.".
+//! - `{"kind":"complete_with_errors_next_update"}`: the next UpdateEnvironment ends Ready with
+//!   health Red, the new options kept but the version label NOT changed, and events ERROR
+//!   "Instance deployment failed. For details, see 'eb-engine.log'.", ERROR "[Instance: i-0...]
+//!   Command failed on instance. Return code: 1 Output: Engine execution has encountered an
+//!   error..", INFO "Command execution completed on all instances. Summary: [Successful: 0,
+//!   Failed: 1].", ERROR "Update environment operation is complete, but with errors. For more
+//!   information, see troubleshooting documentation.".
+//! - `{"kind":"hang_next_update"}`: the next UpdateEnvironment or CreateEnvironment stays
+//!   Updating/Launching until AbortEnvironmentUpdate (updates only) or `release`.
+//! - `{"kind":"release"}` or `{"kind":"release","environment":"{name}"}`: hung transitions
+//!   complete now (as they would have).
+//! - `{"kind":"busy","environment":"{name}","millis":N}`: a Ready environment goes Updating for
+//!   N ms out of band (INFO "Environment update is starting." ... "Environment update completed
+//!   successfully."); 404 if no such environment, 409 if it is not Ready.
+//! - `{"kind":"unhealthy_next_launch"}`: the next CreateEnvironment ends Ready with health Red
+//!   and WARN "Environment health has transitioned from Pending to Severe. ELB health is
+//!   failing or not available for all instances.".
+//! - `{"kind":"throttle","count":N}`: the next N calls answer `Throttling` "Rate exceeded".
+//! - `{"kind":"delay","millis":N}`: the transition delay.
 //!
 //! It is not a general EB emulator: no S3 access for source bundles, no instances, no real
 //! platforms; ARNs use account `123456789012`.
 
+mod platform;
 mod xml;
 
 use axum::Router;
@@ -34,6 +116,30 @@ use xml::Xml;
 
 /// The fake account id used in ARNs.
 pub const ACCOUNT: &str = "123456789012";
+
+// Event messages, worded as AWS Elastic Beanstalk words them (see the crate docs).
+const MSG_UPDATE_STARTING: &str = "Environment update is starting.";
+const MSG_UPDATE_COMPLETED: &str = "Environment update completed successfully.";
+const MSG_DEPLOYING_VERSION: &str = "Deploying new version to instance(s).";
+const MSG_NEW_VERSION_DEPLOYED: &str =
+    "New application version was deployed to running EC2 instances.";
+const MSG_CONFIG_DEPLOYED: &str = "Successfully deployed new configuration to environment.";
+const MSG_REVERTED: &str = "The environment was reverted to the previous configuration setting.";
+const MSG_FAILED_CONFIG: &str = "Failed to deploy configuration.";
+const MSG_INSTANCE_DEPLOY_FAILED: &str =
+    "Instance deployment failed. For details, see 'eb-engine.log'.";
+const MSG_COMMAND_SUMMARY_FAILED: &str =
+    "Command execution completed on all instances. Summary: [Successful: 0, Failed: 1].";
+const MSG_UPDATE_WITH_ERRORS: &str = "Update environment operation is complete, but with errors. For more information, see troubleshooting documentation.";
+const MSG_LAUNCH_UNHEALTHY: &str = "Environment health has transitioned from Pending to Severe. ELB health is failing or not available for all instances.";
+const MSG_ABORTED_DEPLOYMENT: &str = "During an aborted deployment, some instances may have deployed the new application version. To ensure all instances are running the same version, re-deploy the appropriate application version.";
+
+/// Now, truncated to milliseconds: the precision of every timestamp the API answers, so
+/// that a timestamp read back from a response compares equal to the stored one.
+fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -64,6 +170,8 @@ struct App {
 
 #[derive(Debug, Clone)]
 struct Version {
+    /// Creation order (newest = highest); pagination tokens refer to it.
+    seq: u64,
     app: String,
     label: String,
     description: Option<String>,
@@ -72,11 +180,36 @@ struct Version {
     created: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Pending {
     Launch,
     Update,
     Terminate,
+    /// A CNAME swap between `source` and `destination` (environment names, in request order).
+    Swap {
+        source: String,
+        destination: String,
+    },
+    /// Rolling back after AbortEnvironmentUpdate; `version_changed` when the aborted update
+    /// was deploying another application version.
+    Abort {
+        version_changed: bool,
+    },
+    /// An out-of-band update (the `busy` fault).
+    Busy,
+}
+
+/// How the pending Launch/Update ends.
+#[derive(Debug, Clone, Default, PartialEq)]
+enum Outcome {
+    #[default]
+    Success,
+    /// ERROR events and the configuration reverted (`fail_next_update`).
+    Fail(String),
+    /// Ready, ERROR "... complete, but with errors", version label kept at the previous one.
+    CompleteWithErrors,
+    /// Launch ends Ready with health Red and a WARN event (`unhealthy_next_launch`).
+    Unhealthy,
 }
 
 #[derive(Debug, Clone)]
@@ -97,9 +230,12 @@ struct Env {
     options: BTreeMap<OptionKey, String>,
     tags: BTreeMap<String, String>,
     pending: Option<(Pending, Instant)>,
-    /// Options and version to restore if the pending update fails.
+    /// The pending transition never completes by itself (`hang_next_update`): only
+    /// AbortEnvironmentUpdate or the `release` fault ends it.
+    hung: bool,
+    /// Options and version to restore if the pending update fails or is aborted.
     revert: Option<(BTreeMap<OptionKey, String>, Option<String>)>,
-    fail_pending: Option<String>,
+    outcome: Outcome,
 }
 
 impl Env {
@@ -112,13 +248,19 @@ impl Env {
     fn asg_name(&self) -> String {
         format!("awseb-{}-stack-AWSEBAutoScalingGroup-FAKE", self.id)
     }
+    fn endpoint(&self, region: &str) -> String {
+        format!("awseb-{}.{region}.elb.amazonaws.com", self.id)
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Event {
+    /// Creation order (newest = highest); pagination tokens refer to it.
+    seq: u64,
     date: DateTime<Utc>,
     app: String,
     env: Option<String>,
+    env_id: Option<String>,
     version: Option<String>,
     message: String,
     severity: &'static str,
@@ -128,6 +270,9 @@ struct Event {
 #[derive(Debug, Default)]
 struct Faults {
     fail_next_update: Option<String>,
+    complete_with_errors_next_update: bool,
+    hang_next_update: bool,
+    unhealthy_next_launch: bool,
     throttle: u32,
 }
 
@@ -140,6 +285,8 @@ struct Inner {
     events: Vec<Event>,
     faults: Faults,
     calls: Vec<String>,
+    /// The form parameters of every query-protocol call, in order.
+    requests: Vec<BTreeMap<String, String>>,
     counter: u64,
 }
 
@@ -158,6 +305,7 @@ impl Fake {
             events: vec![],
             faults: Faults::default(),
             calls: vec![],
+            requests: vec![],
             counter: 0,
         })))
     }
@@ -175,6 +323,7 @@ impl Fake {
             .route("/_fake/fault", post(fault))
             .route("/_fake/set", post(set_options))
             .route("/_fake/calls", get(calls))
+            .route("/_fake/requests", get(requests))
             .with_state(self.clone())
     }
 }
@@ -258,6 +407,83 @@ impl Params {
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+/// `MaxRecords` (1..=1000, `default` when absent) and the item bound of `NextToken`.
+fn page_params(p: &Params, default: usize) -> Result<(usize, Option<u64>), ApiError> {
+    let max = match p.get("MaxRecords") {
+        None => default,
+        Some(m) => match m.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "1 validation error detected: Value '{m}' at 'maxRecords' failed to satisfy constraint: Member must have value between 1 and 1000"
+                )));
+            }
+        },
+    };
+    let before = p
+        .get("NextToken")
+        .map(|t| {
+            t.strip_prefix(TOKEN_PREFIX)
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::InvalidParameterValue("Invalid NextToken".into()))
+        })
+        .transpose()?;
+    Ok((max, before))
+}
+
+const TOKEN_PREFIX: &str = "eb-fake-next-";
+
+/// One page of `items` (sorted newest first, by the sequence `seq` gives): those older than
+/// `before`, at most `max`, and the NextToken when more remain. A token names the last item
+/// returned, so items created between two pages never shift the next page.
+fn paginate<T>(
+    items: Vec<T>,
+    seq: impl Fn(&T) -> u64,
+    max: usize,
+    before: Option<u64>,
+) -> (Vec<T>, Option<String>) {
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|i| before.is_none_or(|b| seq(i) < b))
+        .collect();
+    if rest.len() <= max {
+        return (rest, None);
+    }
+    rest.truncate(max);
+    let next = rest.last().map(|i| format!("{TOKEN_PREFIX}{}", seq(i)));
+    (rest, next)
+}
+
+/// A timestamp parameter (ISO 8601, as the SDKs send it), truncated to milliseconds like the
+/// stored timestamps, so that StartTime = an EventDate read back includes that event.
+fn time_param(p: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(raw) = p.get(name) else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            raw.parse::<f64>()
+                .ok()
+                .and_then(|secs| DateTime::from_timestamp_millis((secs * 1000.0) as i64))
+                .ok_or(())
+        })
+        .map_err(|()| {
+            ApiError::InvalidParameterValue(format!(
+                "Invalid {name}: '{raw}' is not an ISO 8601 timestamp."
+            ))
+        })?;
+    Ok(Some(
+        DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t),
+    ))
+}
+
+/// TRACE < DEBUG < INFO < WARN < ERROR < FATAL.
+fn severity_rank(s: &str) -> Option<usize> {
+    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+        .iter()
+        .position(|x| *x == s)
+}
 
 async fn query(State(fake): State<Fake>, body: Bytes) -> Response {
     let params = Params(form_urlencoded::parse(&body).into_owned().collect());
@@ -266,6 +492,13 @@ async fn query(State(fake): State<Fake>, body: Bytes) -> Response {
     let result = {
         let mut inner = fake.lock();
         inner.calls.push(action.clone());
+        inner.requests.push(
+            params
+                .0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
         inner.tick();
         if inner.faults.throttle > 0 {
             inner.faults.throttle -= 1;
@@ -283,12 +516,24 @@ async fn query(State(fake): State<Fake>, body: Bytes) -> Response {
     }
 }
 
-/// `POST /_fake/fault` body.
+/// `POST /_fake/fault` body (see the crate docs for each kind).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum FaultRequest {
-    /// The next UpdateEnvironment fails while Updating: ERROR event, configuration reverted.
+    /// The next UpdateEnvironment fails while Updating: ERROR events, configuration reverted.
     FailNextUpdate { message: Option<String> },
+    /// The next UpdateEnvironment ends Ready with "... complete, but with errors." and the
+    /// previous version label.
+    CompleteWithErrorsNextUpdate,
+    /// The next UpdateEnvironment/CreateEnvironment stays Updating/Launching until
+    /// AbortEnvironmentUpdate or `release`.
+    HangNextUpdate,
+    /// Lets hung transitions complete now (all of them, or one environment's).
+    Release { environment: Option<String> },
+    /// Puts a Ready environment into Updating for `millis`, out of band.
+    Busy { environment: String, millis: u64 },
+    /// The next CreateEnvironment ends Ready with health Red and a WARN event.
+    UnhealthyNextLaunch,
     /// The next `count` calls answer `Throttling`.
     Throttle { count: u32 },
     /// Change the transition delay.
@@ -297,11 +542,54 @@ enum FaultRequest {
 
 async fn fault(State(fake): State<Fake>, axum::Json(req): axum::Json<FaultRequest>) -> StatusCode {
     let mut inner = fake.lock();
+    inner.tick();
     match req {
         FaultRequest::FailNextUpdate { message } => {
             inner.faults.fail_next_update =
-                Some(message.unwrap_or_else(|| "Failed to deploy configuration.".into()));
+                Some(message.unwrap_or_else(|| MSG_FAILED_CONFIG.into()));
         }
+        FaultRequest::CompleteWithErrorsNextUpdate => {
+            inner.faults.complete_with_errors_next_update = true;
+        }
+        FaultRequest::HangNextUpdate => inner.faults.hang_next_update = true,
+        FaultRequest::Release { environment } => {
+            let now = Instant::now();
+            for env in &mut inner.envs {
+                if env.hung && environment.as_ref().is_none_or(|n| *n == env.name) {
+                    env.hung = false;
+                    if let Some((_, until)) = &mut env.pending {
+                        *until = now;
+                    }
+                }
+            }
+            inner.tick();
+        }
+        FaultRequest::Busy {
+            environment,
+            millis,
+        } => {
+            let Some(i) = inner
+                .envs
+                .iter()
+                .position(|e| e.name == environment && e.status != "Terminated")
+            else {
+                return StatusCode::NOT_FOUND;
+            };
+            if inner.envs[i].status != "Ready" {
+                return StatusCode::CONFLICT;
+            }
+            let env = &mut inner.envs[i];
+            env.status = "Updating".into();
+            env.revert = Some((env.options.clone(), env.version_label.clone()));
+            env.pending = Some((
+                Pending::Busy,
+                Instant::now() + Duration::from_millis(millis),
+            ));
+            env.updated = now_millis();
+            let env = env.clone();
+            inner.event(&env, "INFO", MSG_UPDATE_STARTING.into(), "");
+        }
+        FaultRequest::UnhealthyNextLaunch => inner.faults.unhealthy_next_launch = true,
         FaultRequest::Throttle { count } => inner.faults.throttle = count,
         FaultRequest::Delay { millis } => inner.config.transition = Duration::from_millis(millis),
     }
@@ -343,14 +631,15 @@ async fn calls(State(fake): State<Fake>) -> axum::Json<Vec<String>> {
     axum::Json(fake.lock().calls.clone())
 }
 
+async fn requests(State(fake): State<Fake>) -> axum::Json<Vec<BTreeMap<String, String>>> {
+    axum::Json(fake.lock().requests.clone())
+}
+
 /// Options that cannot change after creation.
 const CREATE_ONLY: &[(&str, &str)] = &[
     ("aws:elasticbeanstalk:environment", "LoadBalancerType"),
     ("aws:elasticbeanstalk:environment", "LoadBalancerIsShared"),
 ];
-
-const PLATFORM_NAME: &str = "Docker running on 64bit Amazon Linux 2023";
-const PLATFORM_VERSION: &str = "4.3.0";
 
 /// EB's defaults for a Docker AL2023 environment, as DescribeConfigurationSettings shows them.
 fn platform_defaults(env: &Env) -> BTreeMap<OptionKey, String> {
@@ -563,10 +852,13 @@ impl Inner {
     }
 
     fn event(&mut self, env: &Env, severity: &'static str, message: String, request_id: &str) {
+        let seq = self.next_id();
         self.events.push(Event {
-            date: Utc::now(),
+            seq,
+            date: now_millis(),
             app: env.app.clone(),
             env: Some(env.name.clone()),
+            env_id: Some(env.id.clone()),
             version: env.version_label.clone(),
             message,
             severity,
@@ -577,64 +869,143 @@ impl Inner {
     /// Completes transitions whose time has come.
     fn tick(&mut self) {
         let now = Instant::now();
-        let mut events = Vec::new();
+        let region = self.config.region.clone();
+        let mut events: Vec<(Env, &'static str, String)> = Vec::new();
         for env in &mut self.envs {
-            let Some((kind, until)) = env.pending else {
+            let Some((kind, until)) = env.pending.clone() else {
                 continue;
             };
-            if now < until {
+            if env.hung || now < until {
                 continue;
             }
             env.pending = None;
-            env.updated = Utc::now();
+            env.updated = now_millis();
+            let outcome = std::mem::take(&mut env.outcome);
+            let mut push = |env: &Env, severity: &'static str, message: String| {
+                events.push((env.clone(), severity, message));
+            };
             match kind {
                 Pending::Launch => {
                     env.status = "Ready".into();
-                    env.health = "Green".into();
-                    events.push((
-                        env.clone(),
+                    push(
+                        env,
                         "INFO",
-                        "Successfully launched environment: ".to_string() + &env.name,
-                    ));
+                        format!("Created Auto Scaling group named: {}", env.asg_name()),
+                    );
+                    if !env.cname.is_empty() {
+                        push(
+                            env,
+                            "INFO",
+                            format!("Application available at {}.", env.cname),
+                        );
+                    }
+                    push(
+                        env,
+                        "INFO",
+                        format!("Successfully launched environment: {}", env.name),
+                    );
+                    if outcome == Outcome::Unhealthy {
+                        env.health = "Red".into();
+                        push(env, "WARN", MSG_LAUNCH_UNHEALTHY.into());
+                    } else {
+                        env.health = "Green".into();
+                    }
                 }
                 Pending::Update => {
                     env.status = "Ready".into();
-                    if let Some(message) = env.fail_pending.take() {
-                        if let Some((options, version)) = env.revert.take() {
-                            env.options = options;
-                            env.version_label = version;
+                    let revert = env.revert.take();
+                    match outcome {
+                        Outcome::Fail(message) => {
+                            if let Some((options, version)) = revert {
+                                env.options = options;
+                                env.version_label = version;
+                            }
+                            env.health = "Red".into();
+                            push(env, "ERROR", message);
+                            push(env, "ERROR", MSG_REVERTED.into());
+                            push(env, "ERROR", MSG_FAILED_CONFIG.into());
                         }
-                        env.health = "Red".into();
-                        events.push((env.clone(), "ERROR", message));
-                        events.push((
-                            env.clone(),
-                            "ERROR",
-                            "The environment was reverted to the previous configuration setting."
-                                .into(),
-                        ));
-                        events.push((
-                            env.clone(),
-                            "ERROR",
-                            "Failed to deploy configuration.".into(),
-                        ));
-                    } else {
-                        env.revert = None;
-                        env.health = "Green".into();
-                        events.push((
-                            env.clone(),
-                            "INFO",
-                            "Environment update completed successfully.".into(),
-                        ));
+                        Outcome::CompleteWithErrors => {
+                            if let Some((_, version)) = revert {
+                                env.version_label = version;
+                            }
+                            env.health = "Red".into();
+                            push(env, "ERROR", MSG_INSTANCE_DEPLOY_FAILED.into());
+                            push(
+                                env,
+                                "ERROR",
+                                format!(
+                                    "[Instance: i-0{}] Command failed on instance. Return code: 1 Output: Engine execution has encountered an error..",
+                                    env.id.trim_start_matches("e-")
+                                ),
+                            );
+                            push(env, "INFO", MSG_COMMAND_SUMMARY_FAILED.into());
+                            push(env, "ERROR", MSG_UPDATE_WITH_ERRORS.into());
+                        }
+                        Outcome::Success | Outcome::Unhealthy => {
+                            env.health = "Green".into();
+                            let (options_changed, version_changed) = match &revert {
+                                Some((options, version)) => {
+                                    (*options != env.options, *version != env.version_label)
+                                }
+                                None => (false, false),
+                            };
+                            if version_changed {
+                                push(env, "INFO", MSG_NEW_VERSION_DEPLOYED.into());
+                            }
+                            if options_changed {
+                                push(env, "INFO", MSG_CONFIG_DEPLOYED.into());
+                            }
+                            push(env, "INFO", MSG_UPDATE_COMPLETED.into());
+                        }
                     }
+                }
+                Pending::Busy => {
+                    env.status = "Ready".into();
+                    env.revert = None;
+                    push(env, "INFO", MSG_UPDATE_COMPLETED.into());
+                }
+                Pending::Abort { version_changed } => {
+                    env.status = "Ready".into();
+                    env.health = "Green".into();
+                    if version_changed {
+                        push(env, "ERROR", MSG_ABORTED_DEPLOYMENT.into());
+                    }
+                    push(
+                        env,
+                        "WARN",
+                        format!(
+                            "Rollback of environment {} completed successfully.",
+                            env.name
+                        ),
+                    );
+                }
+                Pending::Swap {
+                    source,
+                    destination,
+                } => {
+                    env.status = "Ready".into();
+                    push(
+                        env,
+                        "INFO",
+                        format!("'{}' now points to '{}'.", env.cname, env.endpoint(&region)),
+                    );
+                    push(
+                        env,
+                        "INFO",
+                        format!(
+                            "Completed swapping CNAMEs for environments '{source}' and '{destination}'."
+                        ),
+                    );
                 }
                 Pending::Terminate => {
                     env.status = "Terminated".into();
                     env.health = "Grey".into();
-                    events.push((
-                        env.clone(),
+                    push(
+                        env,
                         "INFO",
                         "terminateEnvironment completed successfully.".to_string(),
-                    ));
+                    );
                 }
             }
         }
@@ -651,6 +1022,11 @@ impl Inner {
                 "EnvironmentId or EnvironmentName is required".into(),
             ));
         }
+        self.find_env(by_id, by_name)
+    }
+
+    /// The non-terminated environment with this id (preferred) or name.
+    fn find_env(&self, by_id: Option<&str>, by_name: Option<&str>) -> Result<usize, ApiError> {
         self.envs
             .iter()
             .position(|e| {
@@ -683,7 +1059,7 @@ impl Inner {
                 let app = App {
                     name,
                     description: p.get("Description").map(str::to_string),
-                    created: Utc::now(),
+                    created: now_millis(),
                 };
                 self.apps.push(app.clone());
                 x.el("Application", |x| self.write_app(x, &app));
@@ -706,7 +1082,7 @@ impl Inner {
                         self.apps.push(App {
                             name: app.clone(),
                             description: None,
-                            created: Utc::now(),
+                            created: now_millis(),
                         });
                     } else {
                         return Err(ApiError::InvalidParameterValue(format!(
@@ -724,12 +1100,13 @@ impl Inner {
                     )));
                 }
                 let v = Version {
+                    seq: self.next_id(),
                     app,
                     label,
                     description: p.get("Description").map(str::to_string),
                     bucket: p.get("SourceBundle.S3Bucket").map(str::to_string),
                     key: p.get("SourceBundle.S3Key").map(str::to_string),
-                    created: Utc::now(),
+                    created: now_millis(),
                 };
                 self.versions.push(v.clone());
                 x.el("ApplicationVersion", |x| self.write_version(x, &v));
@@ -737,6 +1114,7 @@ impl Inner {
             "DescribeApplicationVersions" => {
                 let app = p.get("ApplicationName");
                 let labels = p.list("VersionLabels");
+                let (max, before) = page_params(p, usize::MAX)?;
                 let mut vs: Vec<Version> = self
                     .versions
                     .iter()
@@ -746,8 +1124,10 @@ impl Inner {
                     })
                     .cloned()
                     .collect();
-                vs.reverse();
-                x.list("ApplicationVersions", vs, |x, v| self.write_version(x, &v));
+                vs.sort_by_key(|v| std::cmp::Reverse(v.seq));
+                let (vs, next) = paginate(vs, |v| v.seq, max, before);
+                x.list("ApplicationVersions", vs, |x, v| self.write_version(x, &v))
+                    .opt("NextToken", next.as_deref());
             }
             "CheckDNSAvailability" => {
                 let prefix = p.req("CNAMEPrefix")?.to_ascii_lowercase();
@@ -791,43 +1171,36 @@ impl Inner {
                         "No Application Version named '{label}' found."
                     )));
                 }
-                let (platform_arn, stack) = match (p.get("PlatformArn"), p.get("SolutionStackName"))
-                {
-                    (Some(arn), _) => (
-                        arn.to_string(),
-                        format!(
-                            "64bit Amazon Linux 2023 v{} running Docker",
-                            arn.rsplit('/').next().unwrap_or(PLATFORM_VERSION)
-                        ),
-                    ),
-                    (None, Some(stack)) => (
-                        format!(
-                            "arn:aws:elasticbeanstalk:{}::platform/{PLATFORM_NAME}/{PLATFORM_VERSION}",
-                            self.config.region
-                        ),
-                        stack.to_string(),
-                    ),
-                    (None, None) => {
-                        return Err(ApiError::InvalidParameterValue(
-                            "No solution stack or platform specified.".into(),
-                        ));
-                    }
-                };
+                let platform = platform::resolve(
+                    &self.config.region,
+                    p.get("PlatformArn"),
+                    p.get("SolutionStackName"),
+                )?;
+                let (platform_arn, stack) =
+                    (platform.arn(&self.config.region), platform.solution_stack());
                 let tier_name = p.get("Tier.Name").unwrap_or("WebServer").to_string();
-                let prefix = p
-                    .get("CNAMEPrefix")
-                    .map(str::to_ascii_lowercase)
+                let explicit_prefix = p.get("CNAMEPrefix").map(str::to_ascii_lowercase);
+                let prefix = explicit_prefix
+                    .clone()
                     .unwrap_or_else(|| name.to_ascii_lowercase());
-                let cname = format!("{prefix}.{}.elasticbeanstalk.com", self.config.region);
-                if tier_name == "WebServer"
-                    && self
-                        .envs
+                let mut cname = format!("{prefix}.{}.elasticbeanstalk.com", self.config.region);
+                let taken = |cname: &str| {
+                    self.envs
                         .iter()
                         .any(|e| e.status != "Terminated" && e.cname == cname)
-                {
-                    return Err(ApiError::InvalidParameterValue(format!(
-                        "DNS name ({cname}) is not available."
-                    )));
+                };
+                if tier_name == "WebServer" && taken(&cname) {
+                    if explicit_prefix.is_some() {
+                        return Err(ApiError::InvalidParameterValue(format!(
+                            "DNS name ({cname}) is not available."
+                        )));
+                    }
+                    // Without CNAMEPrefix, AWS picks a free name under an `eba-` label.
+                    cname = format!(
+                        "{prefix}.eba-fake{:04}.{}.elasticbeanstalk.com",
+                        self.counter + 1,
+                        self.config.region
+                    );
                 }
                 let id = format!("e-fake{:06}", self.next_id());
                 let mut options = BTreeMap::new();
@@ -850,7 +1223,13 @@ impl Inner {
                 tags.insert("elasticbeanstalk:environment-name".into(), name.clone());
                 tags.insert("elasticbeanstalk:environment-id".into(), id.clone());
                 tags.insert("Name".into(), name.clone());
-                let now = Utc::now();
+                let now = now_millis();
+                let hung = std::mem::take(&mut self.faults.hang_next_update);
+                let outcome = if std::mem::take(&mut self.faults.unhealthy_next_launch) {
+                    Outcome::Unhealthy
+                } else {
+                    Outcome::Success
+                };
                 let env = Env {
                     id,
                     name,
@@ -879,10 +1258,20 @@ impl Inner {
                     options,
                     tags,
                     pending: Some((Pending::Launch, Instant::now() + self.config.transition)),
+                    hung,
                     revert: None,
-                    fail_pending: None,
+                    outcome,
                 };
                 self.event(&env, "INFO", "createEnvironment is starting.".into(), rid);
+                self.event(
+                    &env,
+                    "INFO",
+                    format!(
+                        "Using elasticbeanstalk-{}-{ACCOUNT} as Amazon S3 storage bucket for environment data.",
+                        self.config.region
+                    ),
+                    rid,
+                );
                 self.envs.push(env.clone());
                 self.write_env(&mut x, &env);
             }
@@ -937,7 +1326,19 @@ impl Inner {
                         "No Application Version named '{label}' found."
                     )));
                 }
-                let fail = self.faults.fail_next_update.take();
+                let region = self.config.region.clone();
+                let platform = match (p.get("PlatformArn"), p.get("SolutionStackName")) {
+                    (None, None) => None,
+                    (arn, stack) => Some(platform::resolve(&region, arn, stack)?),
+                };
+                let outcome = if let Some(message) = self.faults.fail_next_update.take() {
+                    Outcome::Fail(message)
+                } else if std::mem::take(&mut self.faults.complete_with_errors_next_update) {
+                    Outcome::CompleteWithErrors
+                } else {
+                    Outcome::Success
+                };
+                let hung = std::mem::take(&mut self.faults.hang_next_update);
                 let transition = self.config.transition;
                 let env = &mut self.envs[i];
                 env.revert = Some((env.options.clone(), env.version_label.clone()));
@@ -956,15 +1357,33 @@ impl Inner {
                 if let Some(label) = p.get("VersionLabel") {
                     env.version_label = Some(label.to_string());
                 }
-                if let Some(arn) = p.get("PlatformArn") {
-                    env.platform_arn = arn.to_string();
+                if let Some(platform) = &platform {
+                    env.platform_arn = platform.arn(&region);
+                    env.solution_stack = platform.solution_stack();
                 }
                 env.status = "Updating".into();
-                env.fail_pending = fail;
+                env.outcome = outcome;
+                env.hung = hung;
                 env.pending = Some((Pending::Update, Instant::now() + transition));
-                env.updated = Utc::now();
+                env.updated = now_millis();
                 let env = env.clone();
-                self.event(&env, "INFO", "Environment update is starting.".into(), rid);
+                let version_changed = p.get("VersionLabel").is_some();
+                let options_changed = !settings.is_empty() || !removals.is_empty();
+                self.event(&env, "INFO", MSG_UPDATE_STARTING.into(), rid);
+                if options_changed {
+                    self.event(
+                        &env,
+                        "INFO",
+                        format!(
+                            "Updating environment {}'s configuration settings.",
+                            env.name
+                        ),
+                        rid,
+                    );
+                }
+                if version_changed {
+                    self.event(&env, "INFO", MSG_DEPLOYING_VERSION.into(), rid);
+                }
                 self.write_env(&mut x, &env);
             }
             "TerminateEnvironment" => {
@@ -1049,43 +1468,34 @@ impl Inner {
                 let app = p.get("ApplicationName");
                 let env_name = p.get("EnvironmentName");
                 let env_id = p.get("EnvironmentId");
-                let env_by_id = env_id.and_then(|id| {
-                    self.envs
-                        .iter()
-                        .find(|e| e.id == id)
-                        .map(|e| e.name.clone())
-                });
-                let start = p
-                    .get("StartTime")
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc));
-                let severities = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
-                let min_sev = p
-                    .get("Severity")
-                    .and_then(|s| severities.iter().position(|x| *x == s))
-                    .unwrap_or(0);
-                let max = p
-                    .get("MaxRecords")
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(1000usize);
+                let version = p.get("VersionLabel");
+                let request_id = p.get("RequestId");
+                let start = time_param(p, "StartTime")?;
+                let end = time_param(p, "EndTime")?;
+                let min_sev = match p.get("Severity") {
+                    None => 0,
+                    Some(s) => severity_rank(s).ok_or_else(|| {
+                        ApiError::InvalidParameterValue(format!(
+                            "1 validation error detected: Value '{s}' at 'severity' failed to satisfy constraint: Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]"
+                        ))
+                    })?,
+                };
+                let (max, before) = page_params(p, 1000)?;
                 let mut evs: Vec<Event> = self
                     .events
                     .iter()
                     .filter(|e| app.is_none_or(|a| a == e.app))
                     .filter(|e| env_name.is_none_or(|n| Some(n) == e.env.as_deref()))
-                    .filter(|e| env_id.is_none() || env_by_id.as_deref() == e.env.as_deref())
+                    .filter(|e| env_id.is_none_or(|i| Some(i) == e.env_id.as_deref()))
+                    .filter(|e| version.is_none_or(|v| Some(v) == e.version.as_deref()))
+                    .filter(|e| request_id.is_none_or(|r| r == e.request_id))
                     .filter(|e| start.is_none_or(|s| e.date >= s))
-                    .filter(|e| {
-                        severities
-                            .iter()
-                            .position(|x| *x == e.severity)
-                            .unwrap_or(0)
-                            >= min_sev
-                    })
+                    .filter(|e| end.is_none_or(|t| e.date < t))
+                    .filter(|e| severity_rank(e.severity).unwrap_or(0) >= min_sev)
                     .cloned()
                     .collect();
-                evs.reverse();
-                evs.truncate(max);
+                evs.sort_by_key(|e| std::cmp::Reverse(e.seq));
+                let (evs, next) = paginate(evs, |e| e.seq, max, before);
                 x.list("Events", evs, |x, e| {
                     x.text("EventDate", &ts(e.date))
                         .text("Message", &e.message)
@@ -1097,7 +1507,8 @@ impl Inner {
                             Some(e.request_id.as_str()).filter(|r| !r.is_empty()),
                         )
                         .text("Severity", e.severity);
-                });
+                })
+                .opt("NextToken", next.as_deref());
             }
             "ListTagsForResource" => {
                 let arn = p.req("ResourceArn")?.to_string();
@@ -1135,6 +1546,163 @@ impl Inner {
                 for k in remove {
                     env.tags.remove(&k);
                 }
+            }
+            "CreateStorageLocation" => {
+                x.text(
+                    "S3Bucket",
+                    &format!("elasticbeanstalk-{}-{ACCOUNT}", self.config.region),
+                );
+            }
+            "SwapEnvironmentCNAMEs" => {
+                let side = |which: &str| -> Result<usize, ApiError> {
+                    let id = p.get(&format!("{which}EnvironmentId"));
+                    let name = p.get(&format!("{which}EnvironmentName"));
+                    if id.is_none() && name.is_none() {
+                        return Err(ApiError::MissingParameter(format!(
+                            "{which}EnvironmentName or {which}EnvironmentId is required"
+                        )));
+                    }
+                    self.find_env(id, name)
+                };
+                let (s, d) = (side("Source")?, side("Destination")?);
+                let (src, dst) = (&self.envs[s], &self.envs[d]);
+                if s == d {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "Cannot swap the CNAME of environment {} with itself.",
+                        src.name
+                    )));
+                }
+                if src.app != dst.app {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "Environments {} and {} must belong to the same application to swap CNAMEs.",
+                        src.name, dst.name
+                    )));
+                }
+                for e in [src, dst] {
+                    if e.status != "Ready" {
+                        return Err(ApiError::InvalidParameterValue(format!(
+                            "Environment named {} is in an invalid state for this operation. Must be Ready.",
+                            e.name
+                        )));
+                    }
+                    if e.cname.is_empty() {
+                        return Err(ApiError::InvalidParameterValue(format!(
+                            "Environment named {} has no CNAME to swap (worker environment).",
+                            e.name
+                        )));
+                    }
+                }
+                let (source, destination) = (src.name.clone(), dst.name.clone());
+                let until = Instant::now() + self.config.transition;
+                let src_cname = std::mem::take(&mut self.envs[s].cname);
+                let dst_cname = std::mem::replace(&mut self.envs[d].cname, src_cname);
+                self.envs[s].cname = dst_cname;
+                for i in [s, d] {
+                    let env = &mut self.envs[i];
+                    env.status = "Updating".into();
+                    env.updated = now_millis();
+                    env.pending = Some((
+                        Pending::Swap {
+                            source: source.clone(),
+                            destination: destination.clone(),
+                        },
+                        until,
+                    ));
+                    let env = env.clone();
+                    self.event(
+                        &env,
+                        "INFO",
+                        "swapEnvironmentCNAMEs is starting.".into(),
+                        rid,
+                    );
+                    self.event(
+                        &env,
+                        "INFO",
+                        format!("Swapping CNAMEs for environments '{source}' and '{destination}'."),
+                        rid,
+                    );
+                }
+            }
+            "AbortEnvironmentUpdate" => {
+                let i = self.live_env(p)?;
+                let transition = self.config.transition;
+                let env = &mut self.envs[i];
+                if !matches!(env.pending, Some((Pending::Update | Pending::Busy, _))) {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "Environment named {} is in an invalid state for this operation. Must be Updating.",
+                        env.name
+                    )));
+                }
+                let mut version_changed = false;
+                if let Some((options, version)) = env.revert.take() {
+                    version_changed = version != env.version_label;
+                    env.options = options;
+                    env.version_label = version;
+                }
+                env.outcome = Outcome::Success;
+                env.hung = false;
+                env.updated = now_millis();
+                env.pending = Some((
+                    Pending::Abort { version_changed },
+                    Instant::now() + transition,
+                ));
+                let env = env.clone();
+                self.event(
+                    &env,
+                    "INFO",
+                    "abortEnvironmentUpdate is starting.".into(),
+                    rid,
+                );
+            }
+            "DeleteApplicationVersion" => {
+                let app = p.req("ApplicationName")?.to_string();
+                let label = p.req("VersionLabel")?.to_string();
+                if !self.apps.iter().any(|a| a.name == app) {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "No Application named '{app}' found."
+                    )));
+                }
+                let Some(i) = self
+                    .versions
+                    .iter()
+                    .position(|v| v.app == app && v.label == label)
+                else {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "No Application Version named '{label}' found."
+                    )));
+                };
+                let in_use = self.envs.iter().any(|e| {
+                    e.app == app
+                        && e.status != "Terminated"
+                        && (e.version_label.as_deref() == Some(label.as_str())
+                            || e.pending.is_some()
+                                && e.revert.as_ref().and_then(|(_, v)| v.as_deref())
+                                    == Some(label.as_str()))
+                });
+                if in_use {
+                    return Err(ApiError::InvalidParameterValue(format!(
+                        "Unable to delete application version '{label}' because it is being used by an environment."
+                    )));
+                }
+                // DeleteSourceBundle is accepted; eb-fake stores no bundles.
+                self.versions.remove(i);
+            }
+            "ListPlatformVersions" => {
+                let filters = p.structs("Filters");
+                let (max, before) = page_params(p, usize::MAX)?;
+                let found = platform::list(&filters)?;
+                let total = found.len() as u64;
+                let numbered: Vec<(u64, platform::Platform)> = found
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, pl)| (total - i as u64, pl))
+                    .collect();
+                let (page, next) = paginate(numbered, |(n, _)| *n, max, before);
+                let region = self.config.region.clone();
+                x.list("PlatformSummaryList", page, |x, (_, pl)| {
+                    platform::write_summary(x, &pl, &region);
+                })
+                .opt("NextToken", next.as_deref());
             }
             "" => return Err(ApiError::MissingParameter("Action is required".into())),
             other => {
@@ -1199,18 +1767,15 @@ impl Inner {
             .text("SolutionStackName", &e.solution_stack)
             .text("PlatformArn", &e.platform_arn);
         if !e.cname.is_empty() {
-            x.text(
-                "EndpointURL",
-                &format!("awseb-{}.{}.elb.amazonaws.com", e.id, self.config.region),
-            )
-            .text("CNAME", &e.cname);
+            x.text("EndpointURL", &e.endpoint(&self.config.region))
+                .text("CNAME", &e.cname);
         }
         x.text("DateCreated", &ts(e.created))
             .text("DateUpdated", &ts(e.updated))
             .text("Status", &e.status)
             .text(
                 "AbortableOperationInProgress",
-                if e.status == "Updating" {
+                if matches!(e.pending, Some((Pending::Update | Pending::Busy, _))) {
                     "true"
                 } else {
                     "false"

@@ -381,15 +381,533 @@ async fn injected_update_failure_reverts_with_error_events() {
 
 /// A minimal HTTP POST over a raw TCP stream (keeps the test free of an HTTP client dependency).
 async fn reqwest_post(endpoint: &str, path: &str, body: &str) -> u16 {
+    http(endpoint, "POST", path, body).await.0
+}
+
+/// A minimal HTTP/1.1 exchange over a raw TCP stream: (status, body).
+async fn http(endpoint: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = endpoint.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn fault(endpoint: &str, body: &str) {
+    assert_eq!(
+        reqwest_post(endpoint, "/_fake/fault", body).await,
+        204,
+        "{body}"
+    );
+}
+
+fn err_text<E: std::error::Error>(err: &E) -> String {
+    format!(
+        "{}",
+        aws_sdk_elasticbeanstalk::error::DisplayErrorContext(err)
+    )
+}
+
+const ARN_430: &str =
+    "arn:aws:elasticbeanstalk:eu-west-1::platform/Docker running on 64bit Amazon Linux 2023/4.3.0";
+
+/// An application "demo" with versions v1 and v2.
+async fn app_with_versions(eb: &Client) {
+    eb.create_application()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    for label in ["v1", "v2"] {
+        eb.create_application_version()
+            .application_name("demo")
+            .version_label(label)
+            .source_bundle(
+                S3Location::builder()
+                    .s3_bucket("b")
+                    .s3_key(format!("{label}.json"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn create_env(eb: &Client, name: &str, prefix: &str, version: &str) {
+    eb.create_environment()
+        .application_name("demo")
+        .environment_name(name)
+        .cname_prefix(prefix)
+        .version_label(version)
+        .platform_arn(ARN_430)
+        .option_settings(opt("aws:autoscaling:asg", "MinSize", "1"))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn messages(eb: &Client, env: &str) -> Vec<(String, String)> {
+    eb.describe_events()
+        .environment_name(env)
+        .send()
+        .await
+        .unwrap()
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e.severity().unwrap().as_str().to_string(),
+                e.message().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn env(eb: &Client, name: &str) -> aws_sdk_elasticbeanstalk::types::EnvironmentDescription {
+    eb.describe_environments()
+        .environment_names(name)
+        .include_deleted(false)
+        .send()
+        .await
+        .unwrap()
+        .environments()[0]
+        .clone()
+}
+
+#[tokio::test]
+async fn create_storage_location_names_the_account_bucket() {
+    let (eb, _) = start(20).await;
+    let out = eb.create_storage_location().send().await.unwrap();
+    assert_eq!(
+        out.s3_bucket(),
+        Some("elasticbeanstalk-eu-west-1-123456789012")
+    );
+}
+
+#[tokio::test]
+async fn create_environment_refusals_and_launch_events() {
+    let (eb, _) = start(30).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+
+    let dup = eb
+        .create_environment()
+        .application_name("demo")
+        .environment_name("demo-live")
+        .cname_prefix("other-prefix")
+        .platform_arn(ARN_430)
+        .send()
+        .await
+        .unwrap_err();
+    let text = err_text(&dup);
+    assert!(
+        text.contains("InvalidParameterValue")
+            && text.contains("Environment demo-live already exists."),
+        "{text}"
+    );
+    let cname = eb
+        .create_environment()
+        .application_name("demo")
+        .environment_name("demo-other")
+        .cname_prefix("demo-live")
+        .platform_arn(ARN_430)
+        .send()
+        .await
+        .unwrap_err();
+    let text = err_text(&cname);
+    assert!(
+        text.contains("DNS name (demo-live.eu-west-1.elasticbeanstalk.com) is not available."),
+        "{text}"
+    );
+    let version = eb
+        .create_environment()
+        .application_name("demo")
+        .environment_name("demo-other")
+        .version_label("v9")
+        .platform_arn(ARN_430)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&version).contains("No Application Version named 'v9' found."),
+        "{}",
+        err_text(&version)
+    );
+    let stack = eb
+        .create_environment()
+        .application_name("demo")
+        .environment_name("demo-other")
+        .solution_stack_name("64bit Amazon Linux 2023 v9.9.9 running Docker")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&stack).contains("No Solution Stack named"),
+        "{}",
+        err_text(&stack)
+    );
+
+    let live = wait_ready(&eb, "demo-live").await;
+    assert_eq!(live.health().unwrap().as_str(), "Green");
+    assert_eq!(live.version_label(), Some("v1"));
+    assert_eq!(live.platform_arn(), Some(ARN_430));
+    assert_eq!(
+        live.solution_stack_name(),
+        Some("64bit Amazon Linux 2023 v4.3.0 running Docker")
+    );
+    let msgs = messages(&eb, "demo-live").await;
+    assert_eq!(
+        msgs[0],
+        (
+            "INFO".to_string(),
+            "Successfully launched environment: demo-live".to_string()
+        ),
+        "newest first: {msgs:?}"
+    );
+    assert_eq!(
+        msgs.last().unwrap().1,
+        "createEnvironment is starting.",
+        "{msgs:?}"
+    );
+
+    // SolutionStackName alone records the matching platform ARN.
+    eb.create_environment()
+        .application_name("demo")
+        .environment_name("demo-stack")
+        .solution_stack_name("64bit Amazon Linux 2023 v4.4.0 running Docker")
+        .send()
+        .await
+        .unwrap();
+    let stack_env = env(&eb, "demo-stack").await;
+    assert_eq!(
+        stack_env.platform_arn(),
+        Some(
+            "arn:aws:elasticbeanstalk:eu-west-1::platform/Docker running on 64bit Amazon Linux 2023/4.4.0"
+        )
+    );
+
+    // A terminated environment frees its name and CNAME.
+    eb.terminate_environment()
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    create_env(&eb, "demo-live", "demo-live", "v2").await;
+    wait_ready(&eb, "demo-live").await;
+
+    // Update: version and options; completes with the AWS messages.
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v1")
+        .option_settings(opt("aws:autoscaling:asg", "MinSize", "2"))
+        .send()
+        .await
+        .unwrap();
+    let updated = wait_ready(&eb, "demo-live").await;
+    assert_eq!(updated.version_label(), Some("v1"));
+    let msgs = messages(&eb, "demo-live").await;
+    let texts: Vec<&str> = msgs.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(
+        texts[0], "Environment update completed successfully.",
+        "{texts:?}"
+    );
+    for m in [
+        "Environment update is starting.",
+        "Deploying new version to instance(s).",
+        "New application version was deployed to running EC2 instances.",
+        "Successfully deployed new configuration to environment.",
+    ] {
+        assert!(texts.contains(&m), "{m}: {texts:?}");
+    }
+}
+
+#[tokio::test]
+async fn swap_environment_cnames() {
+    let (eb, endpoint) = start(30).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-blue", "demo-live", "v1").await;
+    create_env(&eb, "demo-green", "demo-next", "v2").await;
+
+    // Not Ready yet.
+    let err = eb
+        .swap_environment_cnames()
+        .source_environment_name("demo-green")
+        .destination_environment_name("demo-blue")
+        .send()
+        .await
+        .unwrap_err();
+    let text = err_text(&err);
+    assert!(
+        text.contains("InvalidParameterValue") && text.contains("Must be Ready"),
+        "{text}"
+    );
+    wait_ready(&eb, "demo-blue").await;
+    wait_ready(&eb, "demo-green").await;
+
+    // Unknown environment.
+    let err = eb
+        .swap_environment_cnames()
+        .source_environment_name("demo-green")
+        .destination_environment_name("demo-nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("No Environment found for EnvironmentName = 'demo-nope'."),
+        "{}",
+        err_text(&err)
+    );
+
+    // Another application.
+    eb.create_application()
+        .application_name("other")
+        .send()
+        .await
+        .unwrap();
+    eb.create_environment()
+        .application_name("other")
+        .environment_name("other-web")
+        .platform_arn(ARN_430)
+        .send()
+        .await
+        .unwrap();
+    wait_ready(&eb, "other-web").await;
+    let err = eb
+        .swap_environment_cnames()
+        .source_environment_name("other-web")
+        .destination_environment_name("demo-blue")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("same application"),
+        "{}",
+        err_text(&err)
+    );
+
+    // By id on one side, by name on the other.
+    let green_id = env(&eb, "demo-green")
+        .await
+        .environment_id()
+        .unwrap()
+        .to_string();
+    let blue_id = env(&eb, "demo-blue")
+        .await
+        .environment_id()
+        .unwrap()
+        .to_string();
+    eb.swap_environment_cnames()
+        .source_environment_id(&green_id)
+        .destination_environment_id(&blue_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env(&eb, "demo-green").await.status().unwrap().as_str(),
+        "Updating"
+    );
+    let green = wait_ready(&eb, "demo-green").await;
+    let blue = wait_ready(&eb, "demo-blue").await;
+    assert_eq!(
+        green.cname(),
+        Some("demo-live.eu-west-1.elasticbeanstalk.com")
+    );
+    assert_eq!(
+        blue.cname(),
+        Some("demo-next.eu-west-1.elasticbeanstalk.com")
+    );
+    for name in ["demo-green", "demo-blue"] {
+        let msgs = messages(&eb, name).await;
+        assert_eq!(
+            msgs[0],
+            (
+                "INFO".to_string(),
+                "Completed swapping CNAMEs for environments 'demo-green' and 'demo-blue'."
+                    .to_string()
+            ),
+            "{name}: {msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|(_, m)| m == "swapEnvironmentCNAMEs is starting."),
+            "{msgs:?}"
+        );
+    }
+    let dns = eb
+        .check_dns_availability()
+        .cname_prefix("demo-live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dns.available(), Some(false));
+    let (status, body) = http(&endpoint, "GET", "/_fake/calls", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"SwapEnvironmentCNAMEs\""), "{body}");
+}
+
+#[tokio::test]
+async fn abort_environment_update_restores_the_previous_configuration() {
+    let (eb, endpoint) = start(30).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    wait_ready(&eb, "demo-live").await;
+
+    let err = eb
+        .abort_environment_update()
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("InvalidParameterValue")
+            && err_text(&err).contains("Must be Updating"),
+        "{}",
+        err_text(&err)
+    );
+
+    fault(&endpoint, r#"{"kind":"hang_next_update"}"#).await;
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .option_settings(opt("aws:autoscaling:asg", "MinSize", "3"))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let hung = env(&eb, "demo-live").await;
+    assert_eq!(hung.status().unwrap().as_str(), "Updating", "hung");
+    assert_eq!(hung.abortable_operation_in_progress(), Some(true));
+    assert_eq!(hung.version_label(), Some("v2"));
+
+    eb.abort_environment_update()
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap();
+    let aborting = env(&eb, "demo-live").await;
+    assert_eq!(aborting.abortable_operation_in_progress(), Some(false));
+    let back = wait_ready(&eb, "demo-live").await;
+    assert_eq!(back.version_label(), Some("v1"));
+    let cfg = eb
+        .describe_configuration_settings()
+        .application_name("demo")
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cfg.configuration_settings()[0]
+            .option_settings()
+            .iter()
+            .any(|o| o.option_name() == Some("MinSize") && o.value() == Some("1"))
+    );
+    let msgs = messages(&eb, "demo-live").await;
+    assert_eq!(
+        msgs[0],
+        (
+            "WARN".to_string(),
+            "Rollback of environment demo-live completed successfully.".to_string()
+        ),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|(s, m)| s == "INFO" && m == "abortEnvironmentUpdate is starting."),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|(s, m)| s == "ERROR" && m.starts_with("During an aborted deployment")),
+        "{msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|(_, m)| m == "Environment update completed successfully."),
+        "{msgs:?}"
+    );
+}
+
+#[tokio::test]
+async fn delete_application_version() {
+    let (eb, _) = start(20).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    wait_ready(&eb, "demo-live").await;
+
+    let err = eb
+        .delete_application_version()
+        .application_name("demo")
+        .version_label("v1")
+        .delete_source_bundle(true)
+        .send()
+        .await
+        .unwrap_err();
+    let text = err_text(&err);
+    assert!(
+        text.contains("InvalidParameterValue")
+            && text.contains(
+                "Unable to delete application version 'v1' because it is being used by an environment."
+            ),
+        "{text}"
+    );
+    let err = eb
+        .delete_application_version()
+        .application_name("demo")
+        .version_label("v9")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("No Application Version named 'v9' found."),
+        "{}",
+        err_text(&err)
+    );
+    eb.delete_application_version()
+        .application_name("demo")
+        .version_label("v2")
+        .delete_source_bundle(true)
+        .send()
+        .await
+        .unwrap();
+    let vs = eb
+        .describe_application_versions()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    let labels: Vec<&str> = vs
+        .application_versions()
+        .iter()
+        .filter_map(|v| v.version_label())
+        .collect();
+    assert_eq!(labels, ["v1"]);
+
+    // Once its environment is terminated, the version can go.
+    eb.terminate_environment()
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    eb.describe_environments().send().await.unwrap();
+    eb.delete_application_version()
+        .application_name("demo")
+        .version_label("v1")
+        .send()
+        .await
+        .unwrap();
 }
