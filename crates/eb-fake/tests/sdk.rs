@@ -911,3 +911,584 @@ async fn delete_application_version() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn list_platform_versions_with_filters() {
+    let (eb, _) = start(20).await;
+    let filter = |t: &str, op: &str, v: &str| {
+        aws_sdk_elasticbeanstalk::types::PlatformFilter::builder()
+            .r#type(t)
+            .operator(op)
+            .values(v)
+            .build()
+    };
+    let all = eb.list_platform_versions().send().await.unwrap();
+    let versions: Vec<&str> = all
+        .platform_summary_list()
+        .iter()
+        .filter_map(|p| p.platform_version())
+        .collect();
+    assert_eq!(versions, ["4.5.1", "4.4.0", "4.3.0"]);
+    let newest = &all.platform_summary_list()[0];
+    assert_eq!(
+        newest.platform_arn(),
+        Some(
+            "arn:aws:elasticbeanstalk:eu-west-1::platform/Docker running on 64bit Amazon Linux 2023/4.5.1"
+        )
+    );
+    assert_eq!(newest.platform_owner(), Some("AWSElasticBeanstalk"));
+    assert_eq!(newest.platform_status().unwrap().as_str(), "Ready");
+    assert_eq!(newest.platform_category(), Some("Docker"));
+    assert_eq!(newest.operating_system_name(), Some("Amazon Linux"));
+    assert_eq!(
+        newest.supported_tier_list(),
+        ["WebServer/Standard", "Worker/SQS/HTTP"]
+    );
+    assert_eq!(
+        newest.platform_branch_name(),
+        Some("Docker running on 64bit Amazon Linux 2023")
+    );
+    assert_eq!(newest.platform_branch_lifecycle_state(), Some("Supported"));
+    assert_eq!(newest.platform_lifecycle_state(), Some("Recommended"));
+    assert_eq!(
+        all.platform_summary_list()[1].platform_lifecycle_state(),
+        None
+    );
+
+    let out = eb
+        .list_platform_versions()
+        .filters(filter(
+            "PlatformBranchName",
+            "=",
+            "Docker running on 64bit Amazon Linux 2023",
+        ))
+        .filters(filter("PlatformStatus", "=", "Ready"))
+        .filters(filter("PlatformVersion", "contains", "4.4"))
+        .send()
+        .await
+        .unwrap();
+    let versions: Vec<&str> = out
+        .platform_summary_list()
+        .iter()
+        .filter_map(|p| p.platform_version())
+        .collect();
+    assert_eq!(versions, ["4.4.0"]);
+    let out = eb
+        .list_platform_versions()
+        .filters(filter("PlatformName", "contains", "Amazon Linux 2023"))
+        .filters(filter("PlatformVersion", "<", "4.5.0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.platform_summary_list().len(), 2);
+    let none = eb
+        .list_platform_versions()
+        .filters(filter(
+            "PlatformName",
+            "=",
+            "Node.js 22 running on 64bit Amazon Linux 2023",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(none.platform_summary_list().is_empty());
+    let rec = eb
+        .list_platform_versions()
+        .filters(filter("PlatformLifecycleState", "=", "recommended"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rec.platform_summary_list().len(), 1);
+    let bad = eb
+        .list_platform_versions()
+        .filters(filter("Colour", "=", "blue"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&bad).contains("InvalidParameterValue"),
+        "{}",
+        err_text(&bad)
+    );
+
+    // Pagination.
+    let first = eb
+        .list_platform_versions()
+        .max_records(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.platform_summary_list().len(), 2);
+    let second = eb
+        .list_platform_versions()
+        .max_records(2)
+        .next_token(first.next_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        second.platform_summary_list()[0].platform_version(),
+        Some("4.3.0")
+    );
+    assert!(second.next_token().is_none());
+
+    // An environment created from a listed ARN records the matching solution stack.
+    eb.create_application()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    eb.create_environment()
+        .application_name("demo")
+        .environment_name("demo-live")
+        .platform_arn(newest.platform_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        env(&eb, "demo-live").await.solution_stack_name(),
+        Some("64bit Amazon Linux 2023 v4.5.1 running Docker")
+    );
+}
+
+#[tokio::test]
+async fn application_versions_paginate_newest_first() {
+    let (eb, _) = start(20).await;
+    eb.create_application()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    for i in 1..=5 {
+        eb.create_application_version()
+            .application_name("demo")
+            .version_label(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut labels = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let out = eb
+            .describe_application_versions()
+            .application_name("demo")
+            .max_records(2)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        pages += 1;
+        labels.extend(
+            out.application_versions()
+                .iter()
+                .filter_map(|v| v.version_label().map(str::to_string)),
+        );
+        if pages == 1 {
+            // A version created between pages does not shift the next page.
+            eb.create_application_version()
+                .application_name("demo")
+                .version_label("v6")
+                .send()
+                .await
+                .unwrap();
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(labels, ["v5", "v4", "v3", "v2", "v1"]);
+    assert_eq!(pages, 3);
+    let all = eb
+        .describe_application_versions()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.application_versions().len(), 6);
+    assert!(all.next_token().is_none());
+    let err = eb
+        .describe_application_versions()
+        .max_records(0)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err_text(&err).contains("maxRecords"), "{}", err_text(&err));
+    let err = eb
+        .describe_application_versions()
+        .next_token("garbage")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("Invalid NextToken"),
+        "{}",
+        err_text(&err)
+    );
+}
+
+#[tokio::test]
+async fn describe_events_filters_and_pages() {
+    let (eb, endpoint) = start(20).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    create_env(&eb, "demo-next", "demo-next", "v1").await;
+    wait_ready(&eb, "demo-live").await;
+    wait_ready(&eb, "demo-next").await;
+    let live_id = env(&eb, "demo-live")
+        .await
+        .environment_id()
+        .unwrap()
+        .to_string();
+
+    let all = eb
+        .describe_events()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    let total = all.events().len();
+    assert!(total >= 10, "{total}");
+    assert!(all.next_token().is_none());
+    let dates: Vec<_> = all
+        .events()
+        .iter()
+        .map(|e| *e.event_date().unwrap())
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // By id, like by name.
+    let by_id = eb
+        .describe_events()
+        .environment_id(&live_id)
+        .send()
+        .await
+        .unwrap();
+    let by_name = eb
+        .describe_events()
+        .environment_name("demo-live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_id.events().len(), by_name.events().len());
+    assert!(
+        by_id
+            .events()
+            .iter()
+            .all(|e| e.environment_name() == Some("demo-live"))
+    );
+
+    // Paging through all of it.
+    let mut seen = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let out = eb
+            .describe_events()
+            .application_name("demo")
+            .max_records(3)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.events().len() <= 3);
+        seen += out.events().len();
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, total);
+
+    // StartTime is inclusive and takes the SDK's own timestamp format: starting at the newest
+    // event's date returns (at least) that event.
+    let newest = by_name.events()[0].clone();
+    let since = eb
+        .describe_events()
+        .environment_name("demo-live")
+        .start_time(*newest.event_date().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        since
+            .events()
+            .iter()
+            .any(|e| e.message() == newest.message()),
+        "{:?}",
+        since.events()
+    );
+    // EndTime is exclusive.
+    let before = eb
+        .describe_events()
+        .environment_name("demo-live")
+        .end_time(*newest.event_date().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        before
+            .events()
+            .iter()
+            .all(|e| e.event_date() < newest.event_date())
+    );
+    // A start time taken before an operation sees all of that operation's events.
+    let t0 = aws_sdk_elasticbeanstalk::primitives::DateTime::from(std::time::SystemTime::now());
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap();
+    wait_ready(&eb, "demo-live").await;
+    let op = eb
+        .describe_events()
+        .environment_name("demo-live")
+        .start_time(t0)
+        .send()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = op.events().iter().filter_map(|e| e.message()).collect();
+    assert_eq!(
+        texts.last(),
+        Some(&"Environment update is starting."),
+        "{texts:?}"
+    );
+    assert_eq!(texts[0], "Environment update completed successfully.");
+    // VersionLabel filter.
+    let v2 = eb
+        .describe_events()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap();
+    assert!(!v2.events().is_empty());
+    assert!(v2.events().iter().all(|e| e.version_label() == Some("v2")));
+
+    // Severity is a minimum.
+    fault(&endpoint, r#"{"kind":"unhealthy_next_launch"}"#).await;
+    create_env(&eb, "demo-sick", "demo-sick", "v1").await;
+    wait_ready(&eb, "demo-sick").await;
+    let warn = eb
+        .describe_events()
+        .application_name("demo")
+        .severity("WARN".into())
+        .send()
+        .await
+        .unwrap();
+    assert!(!warn.events().is_empty());
+    assert!(
+        warn.events()
+            .iter()
+            .all(|e| e.severity().unwrap().as_str() == "WARN")
+    );
+    let error = eb
+        .describe_events()
+        .application_name("demo")
+        .severity("ERROR".into())
+        .send()
+        .await
+        .unwrap();
+    assert!(error.events().is_empty(), "{:?}", error.events());
+
+    // The SDK's StartTime went over the wire in a form the fake parsed.
+    let (_, body) = http(&endpoint, "GET", "/_fake/requests", "").await;
+    let reqs: Vec<std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(&body).unwrap();
+    assert!(reqs.iter().any(
+        |r| r.get("Action").map(String::as_str) == Some("DescribeEvents")
+            && r.contains_key("StartTime")
+    ));
+}
+
+#[tokio::test]
+async fn fault_complete_with_errors_keeps_the_previous_version() {
+    let (eb, endpoint) = start(20).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    wait_ready(&eb, "demo-live").await;
+    fault(&endpoint, r#"{"kind":"complete_with_errors_next_update"}"#).await;
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap();
+    let after = wait_ready(&eb, "demo-live").await;
+    assert_eq!(after.version_label(), Some("v1"));
+    assert_eq!(after.health().unwrap().as_str(), "Red");
+    let msgs = messages(&eb, "demo-live").await;
+    assert_eq!(
+        msgs[0],
+        (
+            "ERROR".to_string(),
+            "Update environment operation is complete, but with errors. For more information, see troubleshooting documentation.".to_string()
+        ),
+        "{msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|(_, m)| m == "Environment update completed successfully."),
+        "{msgs:?}"
+    );
+    // One-shot: the next update succeeds.
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap();
+    let ok = wait_ready(&eb, "demo-live").await;
+    assert_eq!(ok.version_label(), Some("v2"));
+    assert_eq!(ok.health().unwrap().as_str(), "Green");
+}
+
+#[tokio::test]
+async fn fault_busy_and_hang_and_release() {
+    let (eb, endpoint) = start(20).await;
+    app_with_versions(&eb).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    wait_ready(&eb, "demo-live").await;
+
+    // busy: Updating out of band for a while, then Ready by itself.
+    fault(
+        &endpoint,
+        r#"{"kind":"busy","environment":"demo-live","millis":200}"#,
+    )
+    .await;
+    assert_eq!(
+        reqwest_post(
+            &endpoint,
+            "/_fake/fault",
+            r#"{"kind":"busy","environment":"demo-nope","millis":10}"#
+        )
+        .await,
+        404
+    );
+    let busy = env(&eb, "demo-live").await;
+    assert_eq!(busy.status().unwrap().as_str(), "Updating");
+    let err = eb
+        .update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err_text(&err).contains("Must be Ready"),
+        "{}",
+        err_text(&err)
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        env(&eb, "demo-live").await.status().unwrap().as_str(),
+        "Updating",
+        "still busy after 100 ms"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        env(&eb, "demo-live").await.status().unwrap().as_str(),
+        "Ready"
+    );
+
+    // hang on an update, then release: completes normally.
+    fault(&endpoint, r#"{"kind":"hang_next_update"}"#).await;
+    eb.update_environment()
+        .environment_name("demo-live")
+        .version_label("v2")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        env(&eb, "demo-live").await.status().unwrap().as_str(),
+        "Updating"
+    );
+    fault(&endpoint, r#"{"kind":"release","environment":"demo-live"}"#).await;
+    let done = env(&eb, "demo-live").await;
+    assert_eq!(done.status().unwrap().as_str(), "Ready");
+    assert_eq!(done.version_label(), Some("v2"));
+
+    // hang on a launch: Launching until released.
+    fault(&endpoint, r#"{"kind":"hang_next_update"}"#).await;
+    create_env(&eb, "demo-next", "demo-next", "v2").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        env(&eb, "demo-next").await.status().unwrap().as_str(),
+        "Launching"
+    );
+    fault(&endpoint, r#"{"kind":"release"}"#).await;
+    let launched = env(&eb, "demo-next").await;
+    assert_eq!(launched.status().unwrap().as_str(), "Ready");
+    assert_eq!(launched.health().unwrap().as_str(), "Green");
+}
+
+#[tokio::test]
+async fn fault_unhealthy_next_launch_and_requests_log() {
+    let (eb, endpoint) = start(20).await;
+    app_with_versions(&eb).await;
+    fault(&endpoint, r#"{"kind":"unhealthy_next_launch"}"#).await;
+    create_env(&eb, "demo-live", "demo-live", "v1").await;
+    let sick = wait_ready(&eb, "demo-live").await;
+    assert_eq!(sick.health().unwrap().as_str(), "Red");
+    let msgs = messages(&eb, "demo-live").await;
+    assert!(
+        msgs.iter().any(|(s, m)| s == "WARN"
+            && m.starts_with("Environment health has transitioned from Pending to Severe.")),
+        "{msgs:?}"
+    );
+    // One-shot.
+    create_env(&eb, "demo-next", "demo-next", "v1").await;
+    assert_eq!(
+        wait_ready(&eb, "demo-next")
+            .await
+            .health()
+            .unwrap()
+            .as_str(),
+        "Green"
+    );
+
+    eb.update_environment()
+        .environment_name("demo-next")
+        .option_settings(opt("aws:autoscaling:asg", "MaxSize", "6"))
+        .options_to_remove(
+            OptionSpecification::builder()
+                .namespace("aws:autoscaling:asg")
+                .option_name("MinSize")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = http(&endpoint, "GET", "/_fake/requests", "").await;
+    assert_eq!(status, 200);
+    let reqs: Vec<std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(&body).unwrap();
+    let update = reqs
+        .iter()
+        .rev()
+        .find(|r| r.get("Action").map(String::as_str) == Some("UpdateEnvironment"))
+        .unwrap();
+    let settings: Vec<(&str, &str)> = update
+        .iter()
+        .filter(|(k, _)| k.starts_with("OptionSettings.") || k.starts_with("OptionsToRemove."))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            ("OptionSettings.member.1.Namespace", "aws:autoscaling:asg"),
+            ("OptionSettings.member.1.OptionName", "MaxSize"),
+            ("OptionSettings.member.1.Value", "6"),
+            ("OptionsToRemove.member.1.Namespace", "aws:autoscaling:asg"),
+            ("OptionsToRemove.member.1.OptionName", "MinSize"),
+        ]
+    );
+    let (_, calls) = http(&endpoint, "GET", "/_fake/calls", "").await;
+    let calls: Vec<String> = serde_json::from_str(&calls).unwrap();
+    assert_eq!(calls.len(), reqs.len());
+    assert_eq!(calls.last().map(String::as_str), Some("UpdateEnvironment"));
+}
