@@ -709,6 +709,8 @@ async fn swap_environment_cnames() {
         .environment_id()
         .unwrap()
         .to_string();
+    // A longer transition, so that the Updating state is observable on a loaded machine.
+    fault(&endpoint, r#"{"kind":"delay","millis":300}"#).await;
     eb.swap_environment_cnames()
         .source_environment_id(&green_id)
         .destination_environment_id(&blue_id)
@@ -1356,7 +1358,7 @@ async fn fault_busy_and_hang_and_release() {
     // busy: Updating out of band for a while, then Ready by itself.
     fault(
         &endpoint,
-        r#"{"kind":"busy","environment":"demo-live","millis":200}"#,
+        r#"{"kind":"busy","environment":"demo-live","millis":400}"#,
     )
     .await;
     assert_eq!(
@@ -1388,11 +1390,9 @@ async fn fault_busy_and_hang_and_release() {
         "Updating",
         "still busy after 100 ms"
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(
-        env(&eb, "demo-live").await.status().unwrap().as_str(),
-        "Ready"
-    );
+    wait_ready(&eb, "demo-live").await;
+    let msgs = messages(&eb, "demo-live").await;
+    assert_eq!(msgs[0].1, "Environment update completed successfully.");
 
     // hang on an update, then release: completes normally.
     fault(&endpoint, r#"{"kind":"hang_next_update"}"#).await;
