@@ -216,6 +216,11 @@ impl RemoteHost {
         })?;
         Ok(RemoteHost { target })
     }
+
+    /// The service a ready [`Target`] describes.
+    pub fn from_target(target: Target) -> RemoteHost {
+        RemoteHost { target }
+    }
 }
 
 impl AcceptTarget for RemoteHost {

@@ -3,6 +3,7 @@
 mod accept;
 mod bench;
 mod codegen;
+mod deploy;
 mod diff;
 mod image;
 mod podman;
@@ -33,6 +34,10 @@ enum Verb {
     Bench(bench::Args),
     /// Print the Rust code generated from apis/ (models, server trait, client) for one API.
     Codegen(codegen::Args),
+    /// Deploy to an environment: tests, image, push, then create / update / blue-green.
+    Deploy(deploy::DeployArgs),
+    /// Terminate an environment (keeps its secrets unless --purge-secrets).
+    Destroy(deploy::DestroyArgs),
     /// Compare infra's config with AWS: exit 0 no change, 2 changes, 1 error.
     Diff(diff::Args),
     /// Check the live environments for drift from infra (Markdown to $GITHUB_STEP_SUMMARY).
@@ -43,6 +48,10 @@ enum Verb {
     Push(push::Args),
     /// Reliability suite: contract fuzzing, cargo-fuzz targets, load (see docs/reliability.md).
     Reliability(reliability::Args),
+    /// Swap back to the kept previous environment, or redeploy the previous version.
+    Rollback(deploy::RollbackArgs),
+    /// Health, version, URL and recent events of an environment.
+    Status(deploy::StatusArgs),
     /// Run every check CI runs: rustfmt, clippy, and the whole test suite (installs the test tools).
     Test(test::Args),
     /// Print a JWT signed with KLUE_JWT_SECRET for KLUE_JWT_AUDIENCE (for curl and tests).
@@ -55,11 +64,15 @@ fn main() -> ExitCode {
         Verb::Accept(args) => accept::run(args),
         Verb::Bench(args) => bench::run(args),
         Verb::Codegen(args) => codegen::run(args),
+        Verb::Deploy(args) => deploy::deploy(args),
+        Verb::Destroy(args) => deploy::destroy(args),
         Verb::Diff(args) => diff::run(args),
         Verb::Drift(args) => diff::drift(args),
         Verb::Image(args) => image::run(args),
         Verb::Push(args) => push::run(args),
         Verb::Reliability(args) => reliability::run(args),
+        Verb::Rollback(args) => deploy::rollback(args),
+        Verb::Status(args) => deploy::status(args),
         Verb::Test(args) => test::run(args),
         Verb::Token(args) => token::run(args),
     };

@@ -45,6 +45,9 @@ pub struct Args {
     /// Allow plain HTTP to a registry that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
+    /// The ECR region when neither the registry host nor AWS_REGION names one.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// Runs the verb.
@@ -172,7 +175,7 @@ pub async fn push(args: &Args, layout: &Path) -> Result<Pushed> {
         .as_deref()
         .and_then(|r| ecr_region(&host_of(r)));
     let (registry, auth) = if args.ecr || ecr_host.is_some() {
-        let login = ecr_login(&args.repository, ecr_host.flatten()).await?;
+        let login = ecr_login(&args.repository, ecr_host.flatten().or(args.region.clone())).await?;
         let registry = args.registry.clone().unwrap_or(login.proxy_endpoint);
         (registry, Auth::Fixed(format!("Basic {}", login.token)))
     } else {

@@ -12,12 +12,13 @@ use aws_sdk_elasticbeanstalk::types::{
     ConfigurationOptionSetting, EnvironmentTier, OptionSpecification, Tag,
 };
 use klue_deploy::options::{ENV_SECRETS, ENV_VARS, desired_options, desired_tags, secret_id};
+use klue_testkit::doubles::Moto;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const SECRET_VALUE: &str = "e2e-secret-value-never-printed";
@@ -35,69 +36,10 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// moto from the pinned requirements other tests use (xtask/image-test-requirements.txt).
-fn moto_server() -> Option<PathBuf> {
-    let requirements = workspace_root().join("xtask/image-test-requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).unwrap();
-    let venv = target_dir().join("deploy-test-venv");
-    let server = venv.join("bin/moto_server");
-    let stamp = venv.join(".klue-requirements");
-    if server.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Some(server);
-    }
-    if !venv.join("bin/python").exists() {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 -m venv failed: apt-get install python3-venv"
-            );
-            eprintln!("skipped: python3 -m venv failed (apt-get install python3-venv)");
-            return None;
-        }
-    }
-    let status = Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pip install moto failed");
-    std::fs::write(&stamp, wanted).unwrap();
-    Some(server)
-}
-
-struct Process(Child);
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Doubles {
     eb_endpoint: String,
     moto_endpoint: String,
-    _moto: Process,
+    _moto: Moto,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -145,22 +87,11 @@ impl Doubles {
 }
 
 fn start() -> Option<Doubles> {
-    let server = moto_server()?;
-    let port = free_port();
-    let moto = Process(
-        Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let moto_endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let moto = Moto::start(
+        &target_dir().join("deploy-test-venv"),
+        &workspace_root().join("xtask/image-test-requirements.txt"),
+    )?;
+    let moto_endpoint = moto.endpoint.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

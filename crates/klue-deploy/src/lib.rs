@@ -6,11 +6,15 @@
 //! - [`observe`]: reads the live state with the AWS SDK into [`Observed`];
 //! - [`plan()`]: a pure function `plan(desired, observed) -> Plan`, with the normalization that
 //!   keeps a reconciled environment at "no changes";
-//! - [`render`]: the plan as a table, Markdown or JSON.
+//! - [`render`]: the plan as a table, Markdown or JSON;
+//! - [`apply`]: deploy (create, update in place, or blue/green), rollback, destroy, status,
+//!   waiting on status and events.
 //!
 //! It is not a general EB client: it knows the options klue's model maps to, and ignores the
-//! rest (platform defaults). Applying a plan (`deploy`) is not in this crate yet.
+//! rest (platform defaults). It does not build or push images, nor run the acceptance suite:
+//! the caller (`cargo xtask deploy`) passes an image reference and an acceptance callback.
 
+pub mod apply;
 pub mod model;
 pub mod normalize;
 pub mod observe;

@@ -19,6 +19,21 @@ pub struct Deployment {
     pub image_repository: String,
     /// The environments, e.g. `staging` and `live`.
     pub environments: Vec<Environment>,
+    /// The port the container listens on (`Dockerrun.aws.json` `Ports`; the image exposes 8080).
+    #[serde(default = "default_container_port")]
+    pub container_port: u16,
+    /// Application versions kept after a deploy: older ones that no environment runs are
+    /// deleted (with their source bundles).
+    #[serde(default = "default_keep_versions")]
+    pub keep_versions: u32,
+}
+
+fn default_container_port() -> u16 {
+    8080
+}
+
+fn default_keep_versions() -> u32 {
+    10
 }
 
 /// One EB environment.
@@ -65,6 +80,20 @@ pub struct Environment {
     /// Tags on the environment (`klue:app` and `klue:env` are added by klue).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Deploy a new version blue/green: a new EB environment is created beside the live one,
+    /// tested, and swapped in by CNAME (the two physical environments alternate between
+    /// `eb_name` and `eb_name-b`). Off: the version is rolled out in place with
+    /// `deployment_policy`.
+    #[serde(default)]
+    pub blue_green: bool,
+}
+
+impl Environment {
+    /// The EB names this environment's physical environments may have: `eb_name`, and
+    /// `eb_name-b` for the other half of a blue/green pair.
+    pub fn physical_names(&self) -> [String; 2] {
+        [self.eb_name.clone(), format!("{}-b", self.eb_name)]
+    }
 }
 
 /// The environment tier.
@@ -341,6 +370,18 @@ impl Deployment {
                 format!("{:?} is not a region name like eu-west-1", self.region),
             );
         }
+        if self.container_port == 0 {
+            push(
+                "container_port".into(),
+                "must be a port number (1-65535)".into(),
+            );
+        }
+        if self.keep_versions == 0 {
+            push(
+                "keep_versions".into(),
+                "keep at least 1 application version (the one deployed)".into(),
+            );
+        }
         if self.image_repository.trim().is_empty() {
             push("image_repository".into(), "must not be empty".into());
         }
@@ -395,6 +436,12 @@ impl Environment {
                     "{:?}: 4-40 letters, digits or hyphens, not starting or ending with a hyphen",
                     self.eb_name
                 ),
+            );
+        }
+        if self.blue_green && self.eb_name.len() > 38 {
+            push(
+                at("eb_name"),
+                "blue/green needs room for the `-b` suffix: at most 38 characters".into(),
             );
         }
         if !valid_dns_label(&self.cname_prefix, 4, 63) {

@@ -24,7 +24,7 @@ pub struct ObserveError {
     pub message: String,
 }
 
-fn err<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ObserveError {
+pub(crate) fn err<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ObserveError {
     move |e| ObserveError {
         operation,
         message: DisplayErrorContext(e).to_string(),
@@ -40,6 +40,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// Auto Scaling.
     pub autoscaling: aws_sdk_autoscaling::Client,
+    /// S3 (source bundles).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -58,6 +60,7 @@ impl Clients {
             eb: aws_sdk_elasticbeanstalk::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             autoscaling: aws_sdk_autoscaling::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
         }
     }
 }
@@ -77,19 +80,12 @@ pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, Ob
         .iter()
         .any(|a| a.application_name() == Some(dep.application.as_str()))
     {
-        let versions = clients
-            .eb
-            .describe_application_versions()
-            .application_name(&dep.application)
-            .send()
-            .await
-            .map_err(err("elasticbeanstalk:DescribeApplicationVersions"))?;
         observed.application = Some(ObservedApplication {
             name: dep.application.clone(),
-            versions: versions
-                .application_versions()
-                .iter()
-                .filter_map(|v| v.version_label().map(str::to_string))
+            versions: application_versions(&clients.eb, &dep.application)
+                .await?
+                .into_iter()
+                .filter_map(|v| v.version_label)
                 .collect(),
         });
         let envs = clients
@@ -108,7 +104,11 @@ pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, Ob
             let Some(name) = e.environment_name() else {
                 continue;
             };
-            if status == "Terminated" || !dep.environments.iter().any(|d| d.eb_name == name) {
+            let configured = dep
+                .environments
+                .iter()
+                .any(|d| d.physical_names().iter().any(|n| n == name));
+            if status == "Terminated" || !configured {
                 continue;
             }
             let mut live = ObservedEnvironment {
@@ -182,6 +182,32 @@ pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, Ob
         }
     }
     Ok(observed)
+}
+
+/// Every application version of `application`, newest first (all pages).
+pub async fn application_versions(
+    eb: &aws_sdk_elasticbeanstalk::Client,
+    application: &str,
+) -> Result<Vec<aws_sdk_elasticbeanstalk::types::ApplicationVersionDescription>, ObserveError> {
+    let mut versions = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = eb
+            .describe_application_versions()
+            .application_name(application)
+            .max_records(100)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(err("elasticbeanstalk:DescribeApplicationVersions"))?;
+        versions.extend(page.application_versions().iter().cloned());
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    versions.sort_by(|a, b| b.date_created().cmp(&a.date_created()));
+    Ok(versions)
 }
 
 async fn option_settings(

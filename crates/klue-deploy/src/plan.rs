@@ -265,6 +265,43 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Plan {
     }
 }
 
+/// The physical environment that serves `env`: of the environments named
+/// [`Environment::physical_names`], the one holding the configured CNAME prefix, else the one
+/// named `eb_name`. (During a blue/green deploy the other one is the candidate or the kept
+/// previous environment.)
+pub fn live_environment<'o>(
+    env: &Environment,
+    observed: &'o Observed,
+) -> Option<&'o ObservedEnvironment> {
+    let candidates: Vec<&ObservedEnvironment> = env
+        .physical_names()
+        .iter()
+        .filter_map(|name| observed.environments.get(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|e| {
+            e.cname_prefix()
+                .is_some_and(|p| p.eq_ignore_ascii_case(&env.cname_prefix))
+        })
+        .or_else(|| candidates.iter().find(|e| e.eb_name == env.eb_name))
+        .copied()
+}
+
+/// The other physical environments of `env` (not the live one): a blue/green candidate, or
+/// the previous environment kept for rollback.
+pub fn standby_environments<'o>(
+    env: &Environment,
+    observed: &'o Observed,
+) -> Vec<&'o ObservedEnvironment> {
+    let live = live_environment(env, observed).map(|e| e.eb_name.as_str());
+    env.physical_names()
+        .iter()
+        .filter_map(|name| observed.environments.get(name))
+        .filter(|e| Some(e.eb_name.as_str()) != live)
+        .collect()
+}
+
 fn secret_display(value: &str) -> String {
     format!("ref {}", crate::normalize::secret_name(value))
 }
@@ -316,7 +353,7 @@ fn plan_environment(
         }
     }
 
-    let Some(live) = observed.environments.get(&env.eb_name) else {
+    let Some(live) = live_environment(env, observed) else {
         changes.push(Change::new(
             ChangeAction::Create,
             ChangeKey::Environment,
@@ -511,7 +548,7 @@ fn plan_environment(
     };
     EnvironmentPlan {
         name: env.name.clone(),
-        eb_name: env.eb_name.clone(),
+        eb_name: live.eb_name.clone(),
         action,
         changes,
     }

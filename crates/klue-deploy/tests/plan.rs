@@ -69,7 +69,10 @@ fn deployment() -> Deployment {
             env_vars: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
             secrets: vec!["KLUE_JWT_SECRET".into()],
             tags: BTreeMap::from([("team".into(), "api".into())]),
+            blue_green: false,
         }],
+        container_port: 8080,
+        keep_versions: 10,
     }
 }
 

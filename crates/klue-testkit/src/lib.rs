@@ -1,7 +1,9 @@
 //! klue-testkit: test support for klue services. [`Server`] starts a real service binary on a
 //! free loopback port (with a test JWT secret), waits until it listens, captures its output,
-//! and kills it on drop. Not for production code.
+//! and kills it on drop; [`doubles`] starts moto and a registry. Not for production code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod doubles;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

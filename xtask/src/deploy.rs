@@ -1,0 +1,360 @@
+//! `cargo xtask deploy <env>`, `rollback <env>`, `destroy <env>` and `status <env>`.
+//!
+//! deploy = acceptance suite on a local build -> image -> acceptance suite on the image (podman)
+//! -> push to ECR -> `klue_deploy::apply` (bundle, version, secrets, create / update /
+//! blue-green with the acceptance suite against the new environment). The plan is shown and
+//! confirmed on a terminal; `--yes` confirms in CI. Exit 0: deployed (or nothing to do);
+//! 1: failed, with what state things are in and what to run next.
+
+use crate::accept::{self, AcceptTarget, LocalService, RemoteHost};
+use crate::{image, podman, push};
+use anyhow::{Context, Result, bail};
+use klue_deploy::apply::{Deployer, Outcome, Progress, Release, Settings};
+use klue_deploy::observe::Clients;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Options every mutating verb shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Common {
+    /// Answer yes to the confirmation (needed when not on a terminal, e.g. in CI).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Seconds each AWS operation (create, update, swap, terminate) may take.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    timeout: u64,
+    /// Seconds to wait for a busy environment to become Ready before starting.
+    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
+    ready_timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeployArgs {
+    /// The environment (`staging`, `live`, ...).
+    env: String,
+    #[command(flatten)]
+    common: Common,
+    /// Skip the acceptance suite on a local build of the service.
+    #[arg(long)]
+    skip_local_tests: bool,
+    /// Skip the acceptance suite on the image (podman).
+    #[arg(long)]
+    skip_image_tests: bool,
+    /// Deploy the image already built in this directory (`cargo xtask image --out DIR`)
+    /// instead of building one.
+    #[arg(long, value_name = "DIR")]
+    prebuilt: Option<PathBuf>,
+    /// Push to this registry host instead of ECR's (the ECR token is still used).
+    #[arg(long)]
+    registry: Option<String>,
+    /// Blue/green: keep the previous environment after the swap, for `cargo xtask rollback`.
+    #[arg(long)]
+    keep_previous: bool,
+    /// Blue/green: seconds the previous environment keeps running after the swap.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    grace: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// The environment.
+    env: String,
+    /// Redeploy this application version label instead of the previous one.
+    #[arg(long, value_name = "LABEL")]
+    to: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DestroyArgs {
+    /// The environment.
+    env: String,
+    /// Also delete its secrets from Secrets Manager (recoverable for 7 days).
+    #[arg(long)]
+    purge_secrets: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The environment.
+    env: String,
+    /// How many recent events to show.
+    #[arg(long, default_value_t = 10)]
+    events: usize,
+}
+
+/// Progress on stderr: EB events as lines, a spinner on a terminal, confirmation prompts.
+struct Console {
+    tty: bool,
+    assume_yes: bool,
+    last: Mutex<(String, usize)>,
+}
+
+impl Console {
+    fn new(assume_yes: bool) -> Console {
+        Console {
+            tty: std::io::stderr().is_terminal(),
+            assume_yes,
+            last: Mutex::new((String::new(), 0)),
+        }
+    }
+}
+
+impl Progress for Console {
+    fn line(&self, text: &str) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{text}");
+    }
+
+    fn status(&self, environment: &str, status: &str, health: &str) {
+        let text = format!("{environment}: {status} {health}");
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tty {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            last.1 = (last.1 + 1) % FRAMES.len();
+            eprint!("\r\x1b[K{} {text}", FRAMES[last.1]);
+            let _ = std::io::stderr().flush();
+        } else if last.0 != text {
+            eprintln!("{text}");
+        }
+        last.0 = text;
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.0.clear();
+    }
+
+    fn confirm(&self, question: &str) -> bool {
+        if self.assume_yes {
+            eprintln!("{question} yes (--yes)");
+            return true;
+        }
+        if !(self.tty && std::io::stdin().is_terminal()) {
+            eprintln!("{question} not confirmed: not a terminal (pass --yes to confirm in CI)");
+            return false;
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+    }
+}
+
+fn settings(common: &Common) -> Settings {
+    Settings {
+        ready_timeout: Duration::from_secs(common.ready_timeout),
+        timeout: Duration::from_secs(common.timeout),
+        ..Settings::default()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn deployment() -> Result<klue_deploy::Deployment> {
+    let deployment = infra::deployment();
+    deployment.validate()?;
+    Ok(deployment)
+}
+
+/// Runs every acceptance check against `target`; `Err` summarizes the failures.
+fn acceptance(target: &mut dyn AcceptTarget) -> Result<(), String> {
+    let report = accept::run_against(target, &testaccept::suite()).map_err(|e| format!("{e:#}"))?;
+    eprint!("{}", report.table());
+    if report.passed() {
+        return Ok(());
+    }
+    if let Some(logs) = target.logs() {
+        eprintln!("--- logs of {} ---\n{logs}", target.describe());
+    }
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{}: {}", r.name, r.message))
+        .collect();
+    Err(format!(
+        "{} check(s) failed: {}",
+        failed.len(),
+        failed.join("; ")
+    ))
+}
+
+/// The acceptance suite against a deployed environment: the token is minted with the
+/// deployer's `KLUE_JWT_SECRET` for the audience the environment is configured with.
+fn accept_environment(env: &klue_deploy::Environment, url: &str) -> Result<(), String> {
+    let audience = env.env_vars.get("KLUE_JWT_AUDIENCE").cloned();
+    let target = testaccept::Target::from_lookup(|name| match name {
+        "KLUE_BASE_URL" => Some(url.to_string()),
+        "KLUE_JWT_AUDIENCE" if audience.is_some() => audience.clone(),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(|e| e.to_string())?;
+    let mut host = RemoteHost::from_target(target);
+    acceptance(&mut host)
+}
+
+/// The image to deploy: built here (and tested in podman), or read from `--prebuilt`.
+fn image(args: &DeployArgs) -> Result<image::Built> {
+    let built = match &args.prebuilt {
+        Some(dir) => {
+            let path = dir.join("image.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (from cargo xtask image)", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => image::build(&image::Args::default())?,
+    };
+    eprintln!("image {} {}", built.reference, built.digest);
+    if !args.skip_image_tests {
+        let mut target = podman::ImageTarget::start(&built.archive.to_string_lossy())?;
+        if let Err(failure) = acceptance(&mut target) {
+            bail!(
+                "the acceptance suite failed on the image: {failure}. Nothing was pushed or deployed."
+            );
+        }
+    }
+    Ok(built)
+}
+
+pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
+    let deployment = deployment()?;
+    let env = deployment
+        .environment(&args.env)
+        .with_context(|| format!("no environment {:?} in infra", args.env))?
+        .clone();
+    if !args.skip_local_tests {
+        let binary = accept::build_service()?;
+        let mut local = LocalService::start(&binary)?;
+        if let Err(failure) = acceptance(&mut local) {
+            bail!(
+                "the acceptance suite failed on the local build: {failure}. Nothing was built or deployed."
+            );
+        }
+    }
+    let built = image(&args)?;
+    let runtime = runtime()?;
+    let pushed = runtime.block_on(push::push(
+        &push::Args {
+            registry: args.registry.clone(),
+            repository: deployment.image_repository.clone(),
+            tag: Some(built.tag.clone()),
+            ecr: true,
+            layout: Some(built.layout.clone()),
+            insecure: false,
+            region: Some(deployment.region.clone()),
+        },
+        &built.layout,
+    ))?;
+    eprintln!("pushed {}", pushed.by_digest);
+    let console = Console::new(args.common.yes);
+    let outcome = runtime.block_on(async {
+        let clients = Clients::from_env(&deployment.region).await;
+        let deployer = Deployer {
+            clients: &clients,
+            deployment: &deployment,
+            progress: &console,
+            settings: Settings {
+                keep_previous: args.keep_previous,
+                grace: Duration::from_secs(args.grace),
+                ..settings(&args.common)
+            },
+        };
+        let release = Release {
+            image: pushed.by_digest.clone(),
+            version: built.tag.clone(),
+        };
+        let accept = |url: &str| accept_environment(&env, url);
+        deployer
+            .deploy(
+                &args.env,
+                &release,
+                &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
+                &accept,
+            )
+            .await
+    })?;
+    let summary = match outcome {
+        Outcome::NoChange => format!("{}: no changes", args.env),
+        Outcome::Created => format!("{}: created", args.env),
+        Outcome::Updated => format!("{}: updated", args.env),
+        Outcome::Swapped { live, kept } => match kept {
+            Some(old) => format!("{}: {live} is live; {old} kept for rollback", args.env),
+            None => format!("{}: {live} is live", args.env),
+        },
+    };
+    println!("deploy: {summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
+    let deployment = deployment()?;
+    let console = Console::new(args.common.yes);
+    let message = runtime()?.block_on(async {
+        let clients = Clients::from_env(&deployment.region).await;
+        Deployer {
+            clients: &clients,
+            deployment: &deployment,
+            progress: &console,
+            settings: settings(&args.common),
+        }
+        .rollback(&args.env, args.to.as_deref())
+        .await
+    })?;
+    println!("rollback: {message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn destroy(args: DestroyArgs) -> Result<ExitCode> {
+    let deployment = deployment()?;
+    let console = Console::new(args.common.yes);
+    let message = runtime()?.block_on(async {
+        let clients = Clients::from_env(&deployment.region).await;
+        Deployer {
+            clients: &clients,
+            deployment: &deployment,
+            progress: &console,
+            settings: settings(&args.common),
+        }
+        .destroy(&args.env, args.purge_secrets)
+        .await
+    })?;
+    println!("destroy: {message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(args: StatusArgs) -> Result<ExitCode> {
+    let deployment = deployment()?;
+    let console = Console::new(false);
+    let text = runtime()?.block_on(async {
+        let clients = Clients::from_env(&deployment.region).await;
+        Deployer {
+            clients: &clients,
+            deployment: &deployment,
+            progress: &console,
+            settings: Settings::default(),
+        }
+        .status(&args.env, args.events)
+        .await
+    })?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,769 @@
+//! `cargo xtask deploy / rollback / destroy / status` end to end: the real xtask binary, the
+//! real AWS SDK, eb-fake for Elastic Beanstalk, moto for S3, Secrets Manager, ECR and Auto
+//! Scaling, a real registry for the image, and real service processes standing in for the
+//! deployed environments. The environments' CNAMEs (`*.elasticbeanstalk.com`) reach those
+//! processes through a small HTTP forward proxy (`HTTP_PROXY`), which routes by host name, so
+//! a test decides which "environment" serves a good or a broken service.
+//!
+//! Needs python3-venv (moto), docker-registry and podman (the full pipeline, once): a missing
+//! tool fails under CI (`CI` set) and skips elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use klue_testkit::doubles::{Moto, Registry};
+use klue_testkit::{Server, free_port};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+/// The deployer's JWT secret: it must never appear in any output.
+const SECRET_VALUE: &str = "deploy-e2e-secret-value-never-printed";
+const SECRET_VALUE_2: &str = "deploy-e2e-rotated-secret-never-printed";
+const AUDIENCE: &str = "klue-helloworld";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn service_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "service", "--bin", "service"])
+        .current_dir(workspace_root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    target_dir().join("debug/service")
+}
+
+/// Routes requests for a host to a loopback port; hosts without a route go to `default`.
+#[derive(Default)]
+struct Routes {
+    by_host: Vec<(String, u16)>,
+    default: u16,
+}
+
+type SharedRoutes = Arc<Mutex<Routes>>;
+
+async fn forward(State(routes): State<SharedRoutes>, request: Request) -> Response {
+    let host = request
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            request
+                .headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(|h| h.split(':').next().unwrap_or(h).to_string())
+        })
+        .unwrap_or_default();
+    let port = {
+        let routes = routes.lock().unwrap();
+        routes
+            .by_host
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(&host))
+            .map(|(_, p)| *p)
+            .unwrap_or(routes.default)
+    };
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut outgoing = client.request(
+        request.method().clone(),
+        format!("http://127.0.0.1:{port}{path}"),
+    );
+    for (name, value) in request.headers() {
+        if name != "host" && name != "proxy-connection" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let answer = match outgoing.body(body).send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Response::builder()
+                .status(502)
+                .body(Body::from(e.to_string()))
+                .unwrap();
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+struct World {
+    runtime: tokio::runtime::Runtime,
+    eb_endpoint: String,
+    moto: Moto,
+    registry: Registry,
+    proxy: String,
+    routes: SharedRoutes,
+    good: Server,
+    bad: Server,
+    /// Every byte the xtask runs printed, to search for secret values.
+    transcript: Mutex<String>,
+    prebuilt: [PathBuf; 2],
+    _images: tempfile::TempDir,
+}
+
+/// Builds the image twice: the service's, and one with a different CA bundle (a different
+/// digest, so a "new version").
+fn images(dir: &Path) -> [PathBuf; 2] {
+    let first = dir.join("v1");
+    let second = dir.join("v2");
+    let bundle = dir.join("ca.crt");
+    let mut ca = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    ca.extend_from_slice(b"\n# a different bundle: a different image digest\n");
+    std::fs::write(&bundle, ca).unwrap();
+    // The second image reuses the first one's static binary (no second release build).
+    let binary = target_dir().join("x86_64-unknown-linux-gnu/release/service");
+    for (out, extra) in [(&first, None), (&second, Some(&bundle))] {
+        let mut cmd = Command::new(XTASK);
+        cmd.arg("image").arg("--out").arg(out);
+        if let Some(bundle) = extra {
+            cmd.arg("--ca-bundle")
+                .arg(bundle)
+                .arg("--binary")
+                .arg(&binary);
+        }
+        let output = cmd.current_dir(workspace_root()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "cargo xtask image failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    [first, second]
+}
+
+fn start() -> Option<World> {
+    let moto = Moto::start(
+        &target_dir().join("deploy-test-venv"),
+        &workspace_root().join("xtask/image-test-requirements.txt"),
+    )?;
+    let registry = Registry::start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = eb_fake::Config {
+        region: infra::deployment().region,
+        transition: Duration::from_millis(50),
+    };
+    let (eb, _fake) = runtime
+        .block_on(eb_fake::spawn(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            config,
+        ))
+        .unwrap();
+    let binary = service_binary();
+    let binary = binary.to_str().unwrap();
+    let good = Server::start_binary(
+        binary,
+        &[
+            ("KLUE_JWT_SECRET", Some(SECRET_VALUE)),
+            ("KLUE_JWT_AUDIENCE", Some(AUDIENCE)),
+        ],
+    );
+    // A broken deployment: its secret is not the deployer's, so every authenticated check fails.
+    let bad = Server::start_binary(
+        binary,
+        &[
+            (
+                "KLUE_JWT_SECRET",
+                Some("some-other-secret-0123456789abcdef"),
+            ),
+            ("KLUE_JWT_AUDIENCE", Some(AUDIENCE)),
+        ],
+    );
+    let routes: SharedRoutes = Arc::new(Mutex::new(Routes {
+        by_host: vec![],
+        default: good.port,
+    }));
+    let proxy_port = free_port();
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(routes.clone());
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", proxy_port)))
+        .unwrap();
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let prebuilt = images(dir.path());
+    Some(World {
+        runtime,
+        eb_endpoint: format!("http://{eb}"),
+        moto,
+        registry,
+        proxy: format!("http://127.0.0.1:{proxy_port}"),
+        routes,
+        good,
+        bad,
+        transcript: Mutex::new(String::new()),
+        prebuilt,
+        _images: dir,
+    })
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl World {
+    fn command(&self, args: &[&str], secret: Option<&str>) -> Command {
+        let mut cmd = Command::new(XTASK);
+        cmd.args(args)
+            .current_dir(workspace_root())
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK", &self.eb_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env("HTTP_PROXY", &self.proxy)
+            .env("http_proxy", &self.proxy)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .env("KLUE_DEPLOY_POLL_MS", "50")
+            .env("NO_COLOR", "1")
+            .env_remove("KLUE_JWT_TOKEN")
+            .env_remove("KLUE_JWT_AUDIENCE")
+            .stdin(Stdio::null());
+        match secret {
+            Some(value) => cmd.env("KLUE_JWT_SECRET", value),
+            None => cmd.env_remove("KLUE_JWT_SECRET"),
+        };
+        cmd
+    }
+
+    fn xtask(&self, args: &[&str], secret: Option<&str>) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command(args, secret).output().unwrap();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        let mut transcript = self.transcript.lock().unwrap();
+        transcript.push_str(&format!("$ xtask {}\n{}\n", args.join(" "), run.all()));
+        run
+    }
+
+    /// `deploy <env> --yes` of a prebuilt image, without the local and image suites.
+    fn deploy(&self, env: &str, image: usize, extra: &[&str], secret: Option<&str>) -> Run {
+        let prebuilt = self.prebuilt[image].to_string_lossy().into_owned();
+        let mut args = vec![
+            "deploy",
+            env,
+            "--yes",
+            "--skip-local-tests",
+            "--skip-image-tests",
+            "--prebuilt",
+            &prebuilt,
+            "--registry",
+            &self.registry.host,
+            "--grace",
+            "0",
+        ];
+        for (flag, default) in [("--timeout", "60"), ("--ready-timeout", "30")] {
+            if !extra.contains(&flag) {
+                args.extend_from_slice(&[flag, default]);
+            }
+        }
+        args.extend_from_slice(extra);
+        self.xtask(&args, secret)
+    }
+
+    fn fake(&self, path: &str, body: Option<Value>) -> Value {
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap();
+        let url = format!("{}{path}", self.eb_endpoint);
+        let response = match body {
+            Some(body) => client.post(url).json(&body).send().unwrap(),
+            None => client.get(url).send().unwrap(),
+        };
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().unwrap_or(Value::Null)
+    }
+
+    fn fault(&self, body: Value) {
+        self.fake("/_fake/fault", Some(body));
+    }
+
+    /// The EB actions received so far.
+    fn calls(&self) -> Vec<String> {
+        serde_json::from_value(self.fake("/_fake/calls", None)).unwrap()
+    }
+
+    /// The form parameters of every EB call so far.
+    fn requests(&self) -> Vec<Value> {
+        serde_json::from_value(self.fake("/_fake/requests", None)).unwrap()
+    }
+
+    fn describe(
+        &self,
+        name: &str,
+    ) -> Option<aws_sdk_elasticbeanstalk::types::EnvironmentDescription> {
+        let eb = self.eb();
+        self.runtime.block_on(async {
+            eb.describe_environments()
+                .environment_names(name)
+                .include_deleted(false)
+                .send()
+                .await
+                .unwrap()
+                .environments()
+                .first()
+                .cloned()
+        })
+    }
+
+    fn eb(&self) -> aws_sdk_elasticbeanstalk::Client {
+        self.runtime.block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(infra::deployment().region))
+                .credentials_provider(aws_sdk_elasticbeanstalk::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .endpoint_url(&self.eb_endpoint)
+                .load()
+                .await;
+            aws_sdk_elasticbeanstalk::Client::new(&config)
+        })
+    }
+
+    fn option(&self, env: &str, namespace: &str, option: &str) -> Option<String> {
+        let eb = self.eb();
+        self.runtime.block_on(async {
+            let out = eb
+                .describe_configuration_settings()
+                .application_name(infra::deployment().application)
+                .environment_name(env)
+                .send()
+                .await
+                .unwrap();
+            out.configuration_settings()
+                .iter()
+                .flat_map(|s| s.option_settings())
+                .find(|o| o.namespace() == Some(namespace) && o.option_name() == Some(option))
+                .and_then(|o| o.value().map(str::to_string))
+        })
+    }
+
+    fn set(&self, env: &str, set: Value, remove: Value) {
+        self.fake(
+            "/_fake/set",
+            Some(json!({"environment": env, "set": set, "remove": remove})),
+        );
+    }
+
+    fn assert_no_secret_in_output(&self) {
+        let transcript = self.transcript.lock().unwrap();
+        for secret in [SECRET_VALUE, SECRET_VALUE_2] {
+            assert!(
+                !transcript.contains(secret),
+                "a secret value was printed:\n{transcript}"
+            );
+        }
+        for server in [&self.good, &self.bad] {
+            assert!(!server.output().contains(SECRET_VALUE));
+        }
+    }
+}
+
+fn new_calls(world: &World, before: usize) -> Vec<String> {
+    world.calls()[before..].to_vec()
+}
+
+const MUTATIONS: &[&str] = &[
+    "CreateApplication",
+    "CreateApplicationVersion",
+    "CreateEnvironment",
+    "UpdateEnvironment",
+    "TerminateEnvironment",
+    "SwapEnvironmentCNAMEs",
+    "UpdateTagsForResource",
+];
+
+fn mutations(calls: &[String]) -> Vec<&str> {
+    calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| MUTATIONS.contains(c))
+        .collect()
+}
+
+#[test]
+fn staging_in_place_lifecycle() {
+    let Some(world) = start() else { return };
+    let staging = "klue-helloworld-staging";
+
+    // A name with no value and no secret yet stops the deploy before any change.
+    let before = world.calls().len();
+    let run = world.deploy("staging", 0, &[], None);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("KLUE_JWT_SECRET"), "{}", run.all());
+    assert!(run.stderr.contains("Nothing was changed"), "{}", run.all());
+    assert!(mutations(&new_calls(&world, before)).is_empty());
+
+    // First deploy: everything is created.
+    let before = world.calls().len();
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("staging: created"), "{}", run.all());
+    let calls = new_calls(&world, before);
+    for action in [
+        "CreateApplication",
+        "CreateStorageLocation",
+        "CreateApplicationVersion",
+        "ListPlatformVersions",
+        "CreateEnvironment",
+    ] {
+        assert!(
+            calls.iter().any(|c| c == action),
+            "{action} missing: {calls:?}"
+        );
+    }
+    let env = world.describe(staging).unwrap();
+    assert_eq!(env.status().unwrap().as_str(), "Ready");
+    let label = env.version_label().unwrap().to_string();
+    let secret_ref = world
+        .option(
+            staging,
+            "aws:elasticbeanstalk:application:environmentsecrets",
+            "KLUE_JWT_SECRET",
+        )
+        .unwrap();
+    assert!(
+        secret_ref.starts_with("arn:aws:secretsmanager:"),
+        "{secret_ref}"
+    );
+    let diff = world.xtask(&["diff", "staging"], Some(SECRET_VALUE));
+    assert_eq!(diff.code, 0, "{}", diff.all());
+
+    // Second deploy, nothing changed: no new version, no update.
+    let before = world.calls().len();
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("no changes"), "{}", run.all());
+    assert_eq!(mutations(&new_calls(&world, before)), Vec::<&str>::new());
+
+    // A change (AWS differs from the config in one option and one extra variable): one
+    // UpdateEnvironment carrying exactly those keys.
+    world.set(
+        staging,
+        json!([
+            ["aws:autoscaling:asg", "MinSize", "3"],
+            ["aws:elasticbeanstalk:application:environment", "EXTRA", "1"]
+        ]),
+        json!([]),
+    );
+    let before_requests = world.requests().len();
+    let before = world.calls().len();
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        mutations(&new_calls(&world, before)),
+        vec!["UpdateEnvironment"]
+    );
+    let update = world.requests()[before_requests..]
+        .iter()
+        .find(|r| r["Action"] == "UpdateEnvironment")
+        .cloned()
+        .unwrap();
+    let fields: Vec<(&String, &Value)> = update
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("OptionSettings") || k.starts_with("OptionsToRemove"))
+        .collect();
+    let text = format!("{fields:?}");
+    assert!(text.contains("MinSize") && text.contains("EXTRA"), "{text}");
+    assert_eq!(
+        fields.len(),
+        3 + 2,
+        "one setting (3 fields) and one removal (2 fields): {text}"
+    );
+    assert!(update.get("VersionLabel").is_none(), "{update}");
+    assert_eq!(
+        world
+            .option(staging, "aws:autoscaling:asg", "MinSize")
+            .as_deref(),
+        Some("1")
+    );
+
+    // A rotated secret value: Secrets Manager is updated; the value is never printed.
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("value updated"), "{}", run.all());
+
+    // An update that fails on EB (ERROR events, configuration reverted): exit 1, live
+    // unchanged.
+    world.set(
+        staging,
+        json!([["aws:autoscaling:asg", "MaxSize", "5"]]),
+        json!([]),
+    );
+    world.fault(json!({"kind": "fail_next_update"}));
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("ERROR"), "{}", run.all());
+    assert_eq!(
+        world
+            .option(staging, "aws:autoscaling:asg", "MaxSize")
+            .as_deref(),
+        Some("5"),
+        "the failed update was reverted"
+    );
+    assert_eq!(
+        world.describe(staging).unwrap().version_label(),
+        Some(label.as_str())
+    );
+
+    // Throttling: a few throttled calls are retried by the SDK; a storm ends with a clear error.
+    world.fault(json!({"kind": "throttle", "count": 2}));
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        world
+            .option(staging, "aws:autoscaling:asg", "MaxSize")
+            .as_deref(),
+        Some("2")
+    );
+    world.fault(json!({"kind": "throttle", "count": 1000}));
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
+    world.fault(json!({"kind": "throttle", "count": 0}));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("Throttling") || run.stderr.contains("Rate exceeded"),
+        "{}",
+        run.all()
+    );
+
+    // An environment busy with another operation: refused before any change.
+    world.fault(json!({"kind": "busy", "environment": staging, "millis": 4000}));
+    let before = world.calls().len();
+    let run = world.deploy(
+        "staging",
+        1,
+        &["--ready-timeout", "1"],
+        Some(SECRET_VALUE_2),
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("Nothing was changed"), "{}", run.all());
+    assert!(mutations(&new_calls(&world, before)).is_empty());
+    std::thread::sleep(Duration::from_millis(4200));
+
+    // A new version whose update hangs: timeout with a message saying how to follow or abort
+    // it; after the environment settles, a rerun converges.
+    world.fault(json!({"kind": "hang_next_update"}));
+    let run = world.deploy("staging", 1, &["--timeout", "2"], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("still working"), "{}", run.all());
+    assert!(
+        run.stderr.contains("abort-environment-update"),
+        "{}",
+        run.all()
+    );
+    world.fault(json!({"kind": "release"}));
+    let run = world.deploy("staging", 1, &[], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new_label = world
+        .describe(staging)
+        .unwrap()
+        .version_label()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_label, label);
+    let diff = world.xtask(&["diff", "staging"], Some(SECRET_VALUE_2));
+    assert_eq!(diff.code, 0, "{}", diff.all());
+
+    // Rollback redeploys the previous version; status shows it.
+    let run = world.xtask(&["rollback", "staging", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        world.describe(staging).unwrap().version_label(),
+        Some(label.as_str())
+    );
+    let status = world.xtask(&["status", "staging"], None);
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains(&label) && status.stdout.contains("Ready"),
+        "{}",
+        status.all()
+    );
+
+    // Destroy asks first (no terminal, no --yes: refused), then terminates, keeping the secret.
+    let run = world.xtask(&["destroy", "staging"], None);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(world.describe(staging).is_some());
+    let run = world.xtask(&["destroy", "staging", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(world.describe(staging).is_none());
+    assert!(run.stderr.contains("kept 1 secret"), "{}", run.all());
+
+    world.assert_no_secret_in_output();
+}
+
+#[test]
+fn live_blue_green() {
+    let Some(world) = start() else { return };
+    let live = "klue-helloworld-live";
+    let main_host = "klue-helloworld-live.eu-west-1.elasticbeanstalk.com";
+
+    let run = world.deploy("live", 0, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v1 = world
+        .describe(live)
+        .unwrap()
+        .version_label()
+        .unwrap()
+        .to_string();
+
+    // The new environment fails acceptance (anything but the live CNAME reaches the broken
+    // service): it is terminated, live is untouched, exit 1.
+    {
+        let mut routes = world.routes.lock().unwrap();
+        routes.by_host = vec![(main_host.to_string(), world.good.port)];
+        routes.default = world.bad.port;
+    }
+    let run = world.deploy("live", 1, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("acceptance suite failed"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stderr.contains("untouched"), "{}", run.all());
+    let serving = world.describe(live).unwrap();
+    assert_eq!(serving.version_label(), Some(v1.as_str()));
+    assert!(
+        serving
+            .cname()
+            .unwrap()
+            .starts_with("klue-helloworld-live.")
+    );
+    assert!(
+        world.describe(&format!("{live}-b")).is_none(),
+        "the candidate was terminated"
+    );
+
+    // A good new version: new environment, CNAME swap, old one terminated.
+    world.routes.lock().unwrap().default = world.good.port;
+    let run = world.deploy("live", 1, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let now = world.describe(&format!("{live}-b")).unwrap();
+    assert!(
+        now.cname().unwrap().starts_with("klue-helloworld-live."),
+        "{now:?}"
+    );
+    let v2 = now.version_label().unwrap().to_string();
+    assert_ne!(v1, v2);
+    assert!(
+        world.describe(live).is_none(),
+        "the old environment was terminated"
+    );
+    let diff = world.xtask(&["diff", "live"], Some(SECRET_VALUE));
+    assert_eq!(diff.code, 0, "{}", diff.all());
+
+    // Back to v1 keeping the previous environment, then an instant rollback by swap.
+    let run = world.deploy("live", 0, &["--keep-previous"], Some(SECRET_VALUE));
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("kept for rollback"), "{}", run.all());
+    assert_eq!(
+        world.describe(live).unwrap().version_label(),
+        Some(v1.as_str())
+    );
+    let run = world.xtask(&["rollback", "live", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let serving = world.describe(&format!("{live}-b")).unwrap();
+    assert!(
+        serving
+            .cname()
+            .unwrap()
+            .starts_with("klue-helloworld-live.")
+    );
+    assert_eq!(serving.version_label(), Some(v2.as_str()));
+    let status = world.xtask(&["status", "live"], None);
+    assert!(status.stdout.contains("standby"), "{}", status.all());
+
+    let run = world.xtask(&["destroy", "live", "--yes", "--purge-secrets"], None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(world.describe(live).is_none() && world.describe(&format!("{live}-b")).is_none());
+
+    world.assert_no_secret_in_output();
+}
+
+#[test]
+fn full_pipeline_first_deploy() {
+    if Command::new("podman").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "podman is missing");
+        eprintln!("skipped: podman is missing");
+        return;
+    }
+    let Some(world) = start() else { return };
+    // The local suite, the image, the suite on the image in podman, the push, then the deploy.
+    let run = world.xtask(
+        &[
+            "deploy",
+            "staging",
+            "--yes",
+            "--registry",
+            &world.registry.host,
+            "--timeout",
+            "60",
+        ],
+        Some(SECRET_VALUE),
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("staging: created"), "{}", run.all());
+    let env = world.describe("klue-helloworld-staging").unwrap();
+    let label = env.version_label().unwrap();
+    assert!(label.starts_with(env!("CARGO_PKG_VERSION")), "{label}");
+    world.assert_no_secret_in_output();
+}
