@@ -1,17 +1,36 @@
 //! The tower layers around the router, outermost first: request id and request log, CORS,
 //! gzip, and a last-resort panic catcher (handlers' panics are caught per request already).
+//!
+//! They exist twice, with the same behaviour:
+//! - [`apply`]: as axum layers on the router ([`crate::Service::router`], for tests and
+//!   embedding). axum wraps every route in them, and clones each layer's state per request
+//!   (the CORS layer's header lists, for instance).
+//! - [`Front`]: what the server runs. One service in front of the router that does the same
+//!   work without the per-request clones: the CORS headers are computed once (by running
+//!   tower-http's CORS layer at startup), and a request without `Accept-Encoding` skips the
+//!   gzip layer (which would not compress it) while getting the `Vary: accept-encoding` it
+//!   would have added. `HEAD`, `OPTIONS` and `CONNECT` requests go through [`apply`]'s router
+//!   unchanged: axum post-processes those (body stripping, preflight) in ways the order of the
+//!   layers makes visible.
 
 use crate::error::{ApiError, codes};
 use crate::runtime::Shared;
 use axum::Router;
-use http::{HeaderName, Method, header};
+use axum::body::Body;
+use futures_util::FutureExt;
+use http::{HeaderName, HeaderValue, Method, Request, Response, header};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
+use tower::{Layer, ServiceExt};
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::{Compression, CompressionLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub(crate) fn apply(router: Router, shared: Arc<Shared>) -> Router {
-    let cors = CorsLayer::new()
+fn cors_layer() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods([
             Method::GET,
@@ -27,25 +46,470 @@ pub(crate) fn apply(router: Router, shared: Arc<Shared>) -> Router {
             header::CONTENT_TYPE,
             HeaderName::from_static(crate::middleware::X_REQUEST_ID),
         ])
-        .expose_headers([HeaderName::from_static(crate::middleware::X_REQUEST_ID)]);
-    let panic_shared = Arc::clone(&shared);
+        .expose_headers([HeaderName::from_static(crate::middleware::X_REQUEST_ID)])
+}
+
+fn compression_layer() -> CompressionLayer {
+    CompressionLayer::new().gzip(true)
+}
+
+/// The last-resort answer to a panic outside a handler: the JSON 500.
+#[derive(Clone)]
+pub(crate) struct PanicAnswer(Arc<Shared>);
+
+impl ResponseForPanic for PanicAnswer {
+    type ResponseBody = Body;
+
+    fn response_for_panic(&mut self, payload: Box<dyn std::any::Any + Send>) -> Response<Body> {
+        let cause = crate::panic::describe(payload);
+        let error = ApiError::new(
+            500,
+            codes::UNHANDLED_SERVER_ERROR,
+            "The server failed to handle this request",
+        )
+        .with_cause(cause);
+        let request_id = crate::context::current_request_id().unwrap_or_default();
+        self.0.answer_error(error, &request_id, "-", None)
+    }
+}
+
+/// The router with every layer, as axum layers.
+pub(crate) fn apply(router: Router, shared: Arc<Shared>) -> Router {
     router
-        .layer(CatchPanicLayer::custom(
-            move |payload: Box<dyn std::any::Any + Send>| {
-                let cause = crate::panic::describe(payload);
-                let error = ApiError::new(
-                    500,
-                    codes::UNHANDLED_SERVER_ERROR,
-                    "The server failed to handle this request",
-                )
-                .with_cause(cause);
-                let request_id = crate::context::current_request_id().unwrap_or_default();
-                panic_shared.answer_error(error, &request_id, "-", None)
-            },
-        ))
-        .layer(CompressionLayer::new().gzip(true))
-        .layer(cors)
+        .layer(CatchPanicLayer::custom(PanicAnswer(shared)))
+        .layer(compression_layer())
+        .layer(cors_layer())
         .layer(axum::middleware::from_fn(
             crate::middleware::request_id_and_log,
         ))
+}
+
+/// The headers tower-http's CORS layer adds to an answer that is not a preflight. With this
+/// configuration they do not depend on the request (any origin, fixed lists).
+struct CorsHeaders {
+    /// Appended (an answer may carry its own `Vary`).
+    vary: Option<HeaderValue>,
+    /// Set, replacing any value of the same name.
+    set: Vec<(HeaderName, Vec<HeaderValue>)>,
+}
+
+impl CorsHeaders {
+    /// Runs the CORS layer once on a `GET` and records what it added.
+    fn capture() -> Option<CorsHeaders> {
+        let service = cors_layer().layer(tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let request = Request::get("/").body(Body::empty()).ok()?;
+        let response = service.oneshot(request).now_or_never()?.ok()?;
+        let headers = response.headers();
+        let mut set: Vec<(HeaderName, Vec<HeaderValue>)> = Vec::new();
+        for name in headers.keys() {
+            if name != header::VARY {
+                set.push((
+                    name.clone(),
+                    headers.get_all(name).iter().cloned().collect(),
+                ));
+            }
+        }
+        Some(CorsHeaders {
+            vary: headers.get(header::VARY).cloned(),
+            set,
+        })
+    }
+
+    /// What the CORS layer does to an answer.
+    fn apply(&self, headers: &mut http::HeaderMap) {
+        if let Some(vary) = &self.vary {
+            headers.append(header::VARY, vary.clone());
+        }
+        for (name, values) in &self.set {
+            let mut values = values.iter();
+            if let Some(first) = values.next() {
+                headers.insert(name.clone(), first.clone());
+            }
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle`, ASCII case ignored (as tower-http checks `Vary`).
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+/// What tower-http's compression layer does to an answer when the request accepts no
+/// encoding: the body is left as it is, and an answer it would have compressed for a client
+/// that accepts gzip gets `Vary: accept-encoding` (once).
+fn vary_like_compression<B: axum::body::HttpBody>(
+    predicate: &DefaultPredicate,
+    response: &mut Response<B>,
+) {
+    let would_compress = !response.headers().contains_key(header::CONTENT_ENCODING)
+        && !response.headers().contains_key(header::CONTENT_RANGE)
+        && predicate.should_compress(response);
+    if would_compress
+        && !response.headers().get_all(header::VARY).iter().any(|v| {
+            contains_ignore_ascii_case(v.as_bytes(), header::ACCEPT_ENCODING.as_str().as_bytes())
+        })
+    {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from(header::ACCEPT_ENCODING));
+    }
+}
+
+/// The service the server runs: the router behind the layers, without axum's per-route
+/// layering (see the module documentation).
+pub(crate) struct Front {
+    /// [`apply`]'s router: for `HEAD`, `OPTIONS` and `CONNECT`, and when the CORS headers could
+    /// not be captured.
+    layered: Router,
+    /// The router behind the panic catcher.
+    plain: CatchPanic<Router, PanicAnswer>,
+    /// The same behind the compression layer, for requests with `Accept-Encoding`.
+    compressed: Compression<CatchPanic<Router, PanicAnswer>>,
+    cors: Option<CorsHeaders>,
+    predicate: DefaultPredicate,
+}
+
+impl Front {
+    /// `router` without layers; `shared` for the panic answer.
+    pub(crate) fn new(router: Router, shared: Arc<Shared>) -> Front {
+        let layered = apply(router.clone(), Arc::clone(&shared));
+        let plain = CatchPanicLayer::custom(PanicAnswer(shared)).layer(router);
+        let compressed = compression_layer().layer(plain.clone());
+        Front {
+            layered,
+            plain,
+            compressed,
+            cors: CorsHeaders::capture(),
+            predicate: DefaultPredicate::new(),
+        }
+    }
+
+    /// The router with every layer (what [`crate::Service::router`] returns).
+    pub(crate) fn layered(&self) -> &Router {
+        &self.layered
+    }
+
+    async fn call(self: Arc<Self>, mut request: Request<Body>) -> Response<Body> {
+        let Some(cors) = self.cors.as_ref().filter(|_| {
+            !matches!(
+                *request.method(),
+                Method::HEAD | Method::OPTIONS | Method::CONNECT
+            )
+        }) else {
+            return match self.layered.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        };
+        let started = crate::middleware::begin(&mut request);
+        let mut response = if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            match self.compressed.clone().oneshot(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(never) => match never {},
+            }
+        } else {
+            match self.plain.clone().oneshot(request).await {
+                Ok(mut response) => {
+                    vary_like_compression(&self.predicate, &mut response);
+                    response.map(Body::new)
+                }
+                Err(never) => match never {},
+            }
+        };
+        cors.apply(response.headers_mut());
+        crate::middleware::finish(started, response)
+    }
+}
+
+/// [`Front`] as a hyper service (one per connection; the state is shared).
+#[derive(Clone)]
+pub(crate) struct FrontService(pub(crate) Arc<Front>);
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for FrontService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let front = Arc::clone(&self.0);
+        Box::pin(async move { Ok(front.call(request.map(Body::new)).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_headers_are_captured() {
+        let cors = CorsHeaders::capture();
+        let Some(cors) = cors else {
+            panic!("the CORS layer did not answer at once");
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::VARY, HeaderValue::from_static("x"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("https://a"),
+        );
+        cors.apply(&mut headers);
+        let vary: Vec<_> = headers.get_all(header::VARY).iter().collect();
+        assert_eq!(vary.len(), 2);
+        assert_eq!(vary[0], "x");
+        assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert_eq!(
+            headers[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+            "x-request-id"
+        );
+    }
+
+    const SPEC: &str = r#"
+openapi: 3.1.0
+info: {title: front test, version: '1'}
+paths:
+  /small:
+    get:
+      operationId: small
+      responses:
+        '200': {description: ok}
+  /big:
+    get:
+      operationId: big
+      parameters:
+        - {name: n, in: query, schema: {type: integer, minimum: 0, maximum: 500}}
+      responses:
+        '200': {description: ok}
+    post:
+      operationId: post_big
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [name], properties: {name: {type: string}}}
+      responses:
+        '201': {description: created}
+  /boom:
+    get:
+      operationId: boom
+      responses:
+        '200': {description: never}
+"#;
+
+    fn service() -> crate::Service {
+        use crate::{Handlers, Reply, Request as KlueRequest};
+        let apis = klue_spec::load_sources(&[klue_spec::Source {
+            path: "t.yaml".into(),
+            text: SPEC.into(),
+        }]);
+        let Ok(apis) = apis else {
+            panic!("the test spec does not load");
+        };
+        let handlers = Handlers::new()
+            .with("small", |_: KlueRequest| async {
+                Ok(Reply::json(
+                    http::StatusCode::OK,
+                    serde_json::json!({"a": 1}),
+                ))
+            })
+            .with("big", |r: KlueRequest| async move {
+                let n = r
+                    .query
+                    .get("n")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(100);
+                let text = "x".repeat(usize::try_from(n).unwrap_or(0));
+                Ok(Reply::json(
+                    http::StatusCode::OK,
+                    serde_json::json!({"text": text}),
+                ))
+            })
+            .with("post_big", |r: KlueRequest| async move {
+                Ok(Reply::json(
+                    http::StatusCode::CREATED,
+                    r.body.unwrap_or_default(),
+                ))
+            })
+            .with("boom", |_: KlueRequest| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                Ok(Reply::empty(http::StatusCode::OK))
+            });
+        let built = crate::Service::builder(apis).serve("t", handlers).build();
+        match built {
+            Ok(service) => service,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Status, headers and body, with the fresh `error_id` of error bodies blanked. Headers
+    /// are compared by name (the values of one name in order): the order of different names
+    /// carries no meaning in HTTP, and axum adds `content-length` after its route's layers.
+    async fn observe(
+        response: Response<Body>,
+    ) -> (u16, Vec<(String, String)>, Option<u64>, Vec<u8>) {
+        let status = response.status().as_u16();
+        let mut headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        let exact = axum::body::HttpBody::size_hint(response.body()).exact();
+        let compressed = response.headers().contains_key(header::CONTENT_ENCODING);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default()
+            .to_vec();
+        let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(mut value) if !compressed && value.get("error_id").is_some() => {
+                value["error_id"] = serde_json::Value::from("-");
+                serde_json::to_vec(&value).unwrap_or_default()
+            }
+            // A gzipped error body holds a fresh error_id: compare that it is there.
+            _ if compressed && status >= 400 => vec![u8::from(!bytes.is_empty())],
+            _ => bytes,
+        };
+        (status, headers, exact, bytes)
+    }
+
+    /// Method, URI, headers, body.
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
+
+    /// Every request answers the same through [`Front`] as through the layered router.
+    #[tokio::test]
+    async fn front_answers_like_the_layered_router() {
+        let service = service();
+        let front = Arc::clone(&service.front().0);
+        let cases: Vec<Case> = vec![
+            ("GET", "/small", vec![], ""),
+            ("GET", "/big", vec![], ""),
+            ("GET", "/big?n=3", vec![("accept-encoding", "gzip")], ""),
+            ("GET", "/big", vec![("accept-encoding", "gzip")], ""),
+            (
+                "GET",
+                "/big",
+                vec![("accept-encoding", "br;q=1, gzip;q=0.5")],
+                "",
+            ),
+            ("GET", "/big", vec![("accept-encoding", "identity")], ""),
+            ("GET", "/big", vec![("origin", "https://example.com")], ""),
+            ("GET", "/big?n=1000", vec![], ""),
+            ("GET", "/big?n=1&n=2", vec![("accept-encoding", "gzip")], ""),
+            ("HEAD", "/big", vec![], ""),
+            ("HEAD", "/big", vec![("accept-encoding", "gzip")], ""),
+            (
+                "OPTIONS",
+                "/big",
+                vec![
+                    ("origin", "https://a"),
+                    ("access-control-request-method", "POST"),
+                ],
+                "",
+            ),
+            ("OPTIONS", "/nowhere", vec![], ""),
+            (
+                "POST",
+                "/big",
+                vec![("content-type", "application/json")],
+                r#"{"name": "n"}"#,
+            ),
+            (
+                "POST",
+                "/big",
+                vec![
+                    ("content-type", "application/json"),
+                    ("accept-encoding", "gzip"),
+                ],
+                r#"{"name": "a long enough name for the gzip layer"}"#,
+            ),
+            (
+                "POST",
+                "/big",
+                vec![("content-type", "application/json")],
+                r#"{"name": 1}"#,
+            ),
+            ("POST", "/big", vec![("content-type", "text/plain")], "x"),
+            ("PUT", "/big", vec![], ""),
+            ("DELETE", "/small", vec![("accept-encoding", "gzip")], ""),
+            ("GET", "/nowhere", vec![], ""),
+            ("GET", "/nowhere", vec![("accept-encoding", "gzip")], ""),
+            ("GET", "/boom", vec![], ""),
+            ("GET", "/ping", vec![], ""),
+            ("GET", "/version", vec![("accept-encoding", "gzip")], ""),
+            ("GET", "/openapi/t.json", vec![], ""),
+            (
+                "GET",
+                "/openapi/t.yaml",
+                vec![("accept-encoding", "gzip")],
+                "",
+            ),
+            ("GET", "/openapi/none.json", vec![], ""),
+            ("POST", "/openapi/t.json", vec![], ""),
+            ("GET", "/docs", vec![], ""),
+            (
+                "GET",
+                "/docs/init.js",
+                vec![("accept-encoding", "gzip")],
+                "",
+            ),
+            (
+                "GET",
+                "/docs/favicon-32x32.png",
+                vec![("accept-encoding", "gzip")],
+                "",
+            ),
+        ];
+        for (method, uri, headers, body) in cases {
+            let build = || {
+                let mut request = Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("x-request-id", "t-1");
+                for (name, value) in &headers {
+                    request = request.header(*name, *value);
+                }
+                request
+                    .body(Body::from(body.to_owned()))
+                    .unwrap_or_default()
+            };
+            let layered = match service.router().oneshot(build()).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let fast = Arc::clone(&front).call(build()).await;
+            assert_eq!(
+                observe(layered).await,
+                observe(fast).await,
+                "{method} {uri} {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn vary_check_ignores_case() {
+        assert!(contains_ignore_ascii_case(
+            b"Origin, Accept-Encoding",
+            b"accept-encoding"
+        ));
+        assert!(!contains_ignore_ascii_case(b"origin", b"accept-encoding"));
+    }
 }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod handler;
 pub mod json;
 mod layers;
+mod logfmt;
 pub mod middleware;
 mod operation;
 pub mod panic;

@@ -39,28 +39,58 @@ pub(crate) fn request_line(request: &Request) -> String {
 }
 
 pub(crate) async fn request_id_and_log(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
+    let started = begin(&mut request);
+    let response = next.run(request).await;
+    finish(started, response)
+}
+
+/// What the request line of the log needs from the request, kept while it is served.
+pub(crate) struct Started {
+    at: Instant,
+    request_id: Arc<str>,
+    method: http::Method,
+    /// The URI (reference-counted) rather than a copy of its path.
+    uri: http::Uri,
+}
+
+/// The request half: the request id (taken or generated) into the extensions.
+pub(crate) fn begin<B>(request: &mut http::Request<B>) -> Started {
+    let at = Instant::now();
     let request_id = accept_request_id(request.headers().get(X_REQUEST_ID));
     request
         .extensions_mut()
         .insert(RequestId(Arc::clone(&request_id)));
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
+    Started {
+        at,
+        request_id,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    }
+}
+
+/// The response half: echo the request id and write the request's log line.
+pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> http::Response<B> {
+    let Started {
+        at,
+        request_id,
+        method,
+        uri,
+    } = started;
+    let path = uri.path();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = at.elapsed().as_secs_f64() * 1000.0;
     match response.extensions().get::<ErrorAnswered>() {
         Some(e) => tracing::info!(
-            target: "klue::request",
+            target: crate::logfmt::REQUEST_TARGET,
             %method, %path, status, latency_ms, request_id = %request_id,
             error = %e.code, error_id = %e.error_id,
             "request"
         ),
         None => tracing::info!(
-            target: "klue::request",
+            target: crate::logfmt::REQUEST_TARGET,
             %method, %path, status, latency_ms, request_id = %request_id,
             "request"
         ),
