@@ -5,7 +5,7 @@ use crate::error::ErrorAnswered;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,13 +15,22 @@ pub struct RequestId(pub Arc<str>);
 
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 
+/// [`X_REQUEST_ID`] as a header name (a `&str` name is parsed on every use).
+const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+
+/// A fresh request id: a v4 UUID, hyphenated, lower case.
+fn fresh_request_id() -> Arc<str> {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    Arc::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer))
+}
+
 /// A request id from the client is kept when it is short visible ASCII; otherwise a UUID.
 fn accept_request_id(value: Option<&HeaderValue>) -> Arc<str> {
     value
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(Arc::from)
-        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+        .unwrap_or_else(fresh_request_id)
 }
 
 /// The request id the middleware assigned (a fresh one if the middleware did not run).
@@ -30,7 +39,7 @@ pub(crate) fn request_id_of(request: &Request) -> Arc<str> {
         .extensions()
         .get::<RequestId>()
         .map(|r| Arc::clone(&r.0))
-        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+        .unwrap_or_else(fresh_request_id)
 }
 
 /// `METHOD /path` (the query is left out: it may carry secrets).
@@ -56,7 +65,7 @@ pub(crate) struct Started {
 /// The request half: the request id (taken or generated) into the extensions.
 pub(crate) fn begin<B>(request: &mut http::Request<B>) -> Started {
     let at = Instant::now();
-    let request_id = accept_request_id(request.headers().get(X_REQUEST_ID));
+    let request_id = accept_request_id(request.headers().get(X_REQUEST_ID_NAME));
     request
         .extensions_mut()
         .insert(RequestId(Arc::clone(&request_id)));
@@ -78,7 +87,7 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
     } = started;
     let path = uri.path();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID, value);
+        response.headers_mut().insert(X_REQUEST_ID_NAME, value);
     }
     let status = response.status().as_u16();
     let latency_ms = at.elapsed().as_secs_f64() * 1000.0;

