@@ -1,5 +1,5 @@
 //! `cargo xtask test`: what CI runs. Installs the Python test tools into a venv, then runs
-//! rustfmt, clippy and every test of the workspace.
+//! rustfmt, clippy, actionlint on `.github/workflows`, and every test of the workspace.
 
 use crate::util::{self, cargo, python_venv, target_dir, workspace_root};
 use anyhow::Result;
@@ -31,6 +31,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "-D",
             "warnings",
         ]))?;
+        lint_workflows(&python)?;
     }
     util::run(
         cargo()
@@ -40,4 +41,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .args(&args.cargo_args),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// actionlint (from the venv) on every workflow file.
+fn lint_workflows(python: &std::path::Path) -> Result<()> {
+    let actionlint = python.with_file_name("actionlint");
+    let dir = workspace_root().join(".github").join("workflows");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    util::run(
+        std::process::Command::new(&actionlint)
+            .current_dir(workspace_root())
+            .args(&files),
+    )
 }

@@ -693,10 +693,38 @@ fn live_blue_green() {
         "the candidate was terminated"
     );
 
-    // A good new version: new environment, CNAME swap, old one terminated.
+    // The new environment comes up Red: terminated, live untouched, exit 1.
     world.routes.lock().unwrap().default = world.good.port;
+    world.fault(json!({"kind": "unhealthy_next_launch"}));
+    let run = world.deploy("live", 1, &[], Some(SECRET_VALUE));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("Red"), "{}", run.all());
+    assert!(run.stderr.contains("untouched"), "{}", run.all());
+    assert!(world.describe(&format!("{live}-b")).is_none());
+    assert_eq!(
+        world.describe(live).unwrap().version_label(),
+        Some(v1.as_str())
+    );
+
+    // Interrupted: the new environment is still launching when the deploy gives up. Once it
+    // is up, a rerun reuses it and completes: new environment, CNAME swap, old one terminated.
+    world.fault(json!({"kind": "hang_next_update"}));
+    let run = world.deploy("live", 1, &["--timeout", "2"], Some(SECRET_VALUE));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("still being created"), "{}", run.all());
+    world.fault(json!({"kind": "release"}));
+    for _ in 0..100 {
+        if world
+            .describe(&format!("{live}-b"))
+            .is_some_and(|e| e.status().map(|s| s.as_str()) == Some("Ready"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let run = world.deploy("live", 1, &[], Some(SECRET_VALUE));
     assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("reusing it"), "{}", run.all());
     let now = world.describe(&format!("{live}-b")).unwrap();
     assert!(
         now.cname().unwrap().starts_with("klue-helloworld-live."),

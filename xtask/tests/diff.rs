@@ -61,6 +61,18 @@ impl Doubles {
             .unwrap()
     }
 
+    async fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .credentials_provider(aws_sdk_elasticbeanstalk::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(&self.moto_endpoint)
+            .load()
+            .await;
+        aws_sdk_autoscaling::Client::new(&config)
+    }
+
     async fn clients(
         &self,
         region: &str,
@@ -334,6 +346,69 @@ fn diff_is_clean_after_reconcile_and_drift_names_each_out_of_band_change() {
     assert_eq!(
         drifted_keys(&d),
         [format!("staging {ENV_SECRETS} {secret}")]
+    );
+
+    // 4. The Auto Scaling group's own size changed behind EB's back (console, autoscaling API).
+    // moto plays Auto Scaling: the group EB reports for staging is created there at the
+    // configured size (no drift), then resized directly.
+    let live = d.runtime.block_on(async {
+        eb.describe_environment_resources()
+            .environment_name(&staging.eb_name)
+            .send()
+            .await
+            .unwrap()
+    });
+    let group = live
+        .environment_resources()
+        .unwrap()
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.name())
+        .unwrap()
+        .to_string();
+    let asg = d.runtime.block_on(d.autoscaling(&dep.region));
+    d.runtime.block_on(async {
+        asg.create_launch_configuration()
+            .launch_configuration_name("klue-test-lc")
+            .image_id("ami-12c6146b")
+            .instance_type("t3.small")
+            .send()
+            .await
+            .unwrap();
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name(&group)
+            .launch_configuration_name("klue-test-lc")
+            .min_size(i32::try_from(staging.autoscaling.min).unwrap())
+            .max_size(i32::try_from(staging.autoscaling.max).unwrap())
+            .availability_zones(format!("{}a", dep.region))
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = d.xtask(&["diff", "staging", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = plan["environments"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("auto scaling group")),
+        "{names:?}"
+    );
+    d.runtime.block_on(async {
+        asg.update_auto_scaling_group()
+            .auto_scaling_group_name(&group)
+            .min_size(0)
+            .send()
+            .await
+            .unwrap();
+    });
+    let keys = drifted_keys(&d);
+    assert!(
+        keys.contains(&"staging auto scaling group MinSize".to_string()),
+        "{keys:?}"
     );
 
     // An unknown environment is an error (exit 1), not drift.

@@ -23,7 +23,7 @@ pub const IMAGE_NAME: &str = "klue-service";
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Options of `cargo xtask image`.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Output directory (default: <target>/klue-image).
     #[arg(long)]
@@ -37,6 +37,18 @@ pub struct Args {
     /// Tag (default: the service's version).
     #[arg(long)]
     pub tag: Option<String>,
+}
+
+impl Default for Args {
+    /// What `cargo xtask image` without flags does (the verbs that build an image use this).
+    fn default() -> Self {
+        Args {
+            out: None,
+            binary: None,
+            ca_bundle: PathBuf::from(HOST_CA_BUNDLE),
+            tag: None,
+        }
+    }
 }
 
 /// What a build produced, as written to `image.json`.

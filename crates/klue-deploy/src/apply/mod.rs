@@ -793,9 +793,13 @@ impl Deployer<'_> {
             Some(url) => url,
             None => {
                 let prefix = self.free_cname(env, bundle).await?;
-                self.create_environment(env, &candidate, &prefix, bundle, arns)
+                match self
+                    .create_environment(env, &candidate, &prefix, bundle, arns)
                     .await
-                    .map_err(|e| self.retire_on_failure(env, &candidate, live, e))?
+                {
+                    Ok(url) => url,
+                    Err(error) => return Err(self.retire(env, &candidate, live, error).await),
+                }
             }
         };
         if let Err(failure) = self.accept(env, &url, accept) {
@@ -847,23 +851,41 @@ impl Deployer<'_> {
         })
     }
 
-    /// A failed candidate is terminated so live stays the only environment serving.
-    fn retire_on_failure(
+    /// A candidate that failed to come up healthy is terminated, so live stays the only
+    /// environment; one still working (timeout, Ctrl-C) is left to the next run.
+    async fn retire(
         &self,
         env: &Environment,
         candidate: &str,
         live: &ObservedEnvironment,
         error: ApplyError,
     ) -> ApplyError {
-        let reason = error.to_string();
+        let settled = matches!(error, ApplyError::Failed { .. });
+        let cleanup = if settled {
+            self.progress.line(&format!(
+                "{candidate}: did not come up healthy; terminating it ({} keeps serving)",
+                live.eb_name
+            ));
+            Some(self.terminate(env, candidate).await)
+        } else {
+            None
+        };
+        let what = match cleanup {
+            Some(Ok(())) => format!("{candidate} was terminated."),
+            Some(Err(e)) => format!(
+                "terminating {candidate} failed too ({e}); `cargo xtask deploy {}` cleans it up.",
+                env.name
+            ),
+            None => format!(
+                "{candidate} is still being created: `cargo xtask deploy {}` reuses it once it is \
+                 Ready and healthy, or terminates it; `cargo xtask status {}` shows it.",
+                env.name, env.name
+            ),
+        };
         ApplyError::Failed {
             environment: env.name.clone(),
-            reason: format!("creating {candidate} failed: {reason}"),
-            recovery: format!(
-                "{} is untouched and keeps serving. `cargo xtask deploy {}` terminates {candidate} \
-                 and tries again; `cargo xtask status {}` shows it.",
-                live.eb_name, env.name, env.name
-            ),
+            reason: format!("creating {candidate} failed: {error}"),
+            recovery: format!("{} is untouched and keeps serving. {what}", live.eb_name),
         }
     }
 
