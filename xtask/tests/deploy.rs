@@ -638,6 +638,105 @@ fn staging_in_place_lifecycle() {
         status.all()
     );
 
+    // Ctrl-C while waiting: with --yes the offer to abort is taken (a cancelled CI job must
+    // not leave an update running): AbortEnvironmentUpdate, EB restores the previous
+    // configuration, exit 1.
+    world.fault(json!({"kind": "hang_next_update"}));
+    world.set(
+        staging,
+        json!([["aws:autoscaling:asg", "MinSize", "3"]]),
+        json!([]),
+    );
+    let prebuilt = world.prebuilt[0].to_string_lossy().into_owned();
+    let child = world
+        .command(
+            &[
+                "deploy",
+                "staging",
+                "--yes",
+                "--skip-local-tests",
+                "--skip-image-tests",
+                "--prebuilt",
+                &prebuilt,
+                "--registry",
+                &world.registry.host,
+            ],
+            Some(SECRET_VALUE_2),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if world
+            .describe(staging)
+            .is_some_and(|e| e.status().map(|s| s.as_str()) == Some("Updating"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    world.transcript.lock().unwrap().push_str(&stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aborted at your request"), "{stderr}");
+    assert!(world.calls().iter().any(|c| c == "AbortEnvironmentUpdate"));
+    assert_eq!(
+        world
+            .option(staging, "aws:autoscaling:asg", "MinSize")
+            .as_deref(),
+        Some("3"),
+        "the aborted update was rolled back"
+    );
+
+    // Version lifecycle: with more than keep_versions (10) versions, a deploy deletes the
+    // oldest ones that no environment runs.
+    let app = infra::deployment().application;
+    let eb = world.eb();
+    world.runtime.block_on(async {
+        for n in 0..12 {
+            eb.create_application_version()
+                .application_name(&app)
+                .version_label(format!("old-{n:02}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    world.set(
+        staging,
+        json!([["aws:autoscaling:asg", "MinSize", "3"]]),
+        json!([]),
+    );
+    let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let labels: Vec<String> = world.runtime.block_on(async {
+        eb.describe_application_versions()
+            .application_name(&app)
+            .send()
+            .await
+            .unwrap()
+            .application_versions()
+            .iter()
+            .filter_map(|v| v.version_label().map(str::to_string))
+            .collect()
+    });
+    assert_eq!(
+        labels.len(),
+        11,
+        "10 newest + the one staging runs: {labels:?}"
+    );
+    assert!(labels.contains(&label), "{labels:?}");
+    assert!(!labels.contains(&new_label), "{labels:?}");
+    assert!(labels.contains(&"old-11".to_string()) && !labels.contains(&"old-01".to_string()));
+
     // Destroy asks first (no terminal, no --yes: refused), then terminates, keeping the secret.
     let run = world.xtask(&["destroy", "staging"], None);
     assert_eq!(run.code, 1, "{}", run.all());

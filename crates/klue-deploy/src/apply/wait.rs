@@ -174,7 +174,7 @@ pub async fn wait(
             _ = tokio::signal::ctrl_c() => {
                 interrupted = true;
                 progress.done();
-                if !what.terminated && status != "Ready" && progress.confirm(&format!(
+                if status == "Updating" && progress.confirm(&format!(
                     "Interrupted. Abort the update of {} (AbortEnvironmentUpdate)?", what.environment
                 )) {
                     eb.abort_environment_update()
