@@ -251,8 +251,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         }
     }
     let built = image(&args)?;
-    let runtime = runtime()?;
-    let pushed = runtime.block_on(push::push(
+    let pushed = runtime()?.block_on(push::push(
         &push::Args {
             registry: args.registry.clone(),
             repository: deployment.image_repository.clone(),
@@ -265,32 +264,19 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         &built.layout,
     ))?;
     eprintln!("pushed {}", pushed.by_digest);
-    let console = Console::new(args.common.yes);
-    let outcome = runtime.block_on(async {
-        let clients = Clients::from_env(&deployment.region).await;
-        let deployer = Deployer {
-            clients: &clients,
-            deployment: &deployment,
-            progress: &console,
-            settings: Settings {
-                keep_previous: args.keep_previous,
-                grace: Duration::from_secs(args.grace),
-                ..settings(&args.common)
-            },
-        };
-        let release = Release {
-            image: pushed.by_digest.clone(),
-            version: built.tag.clone(),
-        };
+    let settings = Settings {
+        keep_previous: args.keep_previous,
+        grace: Duration::from_secs(args.grace),
+        ..settings(&args.common)
+    };
+    let release = Release {
+        image: pushed.by_digest.clone(),
+        version: built.tag.clone(),
+    };
+    let outcome = with_deployer(args.common.yes, settings, async |d| {
         let accept = |url: &str| accept_environment(&env, url);
-        deployer
-            .deploy(
-                &args.env,
-                &release,
-                &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
-                &accept,
-            )
-            .await
+        let secret_values = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        d.deploy(&args.env, &release, &secret_values, &accept).await
     })?;
     let summary = match outcome {
         Outcome::NoChange => format!("{}: no changes", args.env),
@@ -305,55 +291,46 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
+/// Runs `work` with a [`Deployer`] for the config in `infra`.
+fn with_deployer<T>(
+    assume_yes: bool,
+    settings: Settings,
+    work: impl AsyncFnOnce(&Deployer<'_>) -> Result<T, klue_deploy::apply::ApplyError>,
+) -> Result<T> {
     let deployment = deployment()?;
-    let console = Console::new(args.common.yes);
-    let message = runtime()?.block_on(async {
+    let console = Console::new(assume_yes);
+    let result = runtime()?.block_on(async {
         let clients = Clients::from_env(&deployment.region).await;
-        Deployer {
+        let deployer = Deployer {
             clients: &clients,
             deployment: &deployment,
             progress: &console,
-            settings: settings(&args.common),
-        }
-        .rollback(&args.env, args.to.as_deref())
-        .await
+            settings,
+        };
+        work(&deployer).await
+    })?;
+    Ok(result)
+}
+
+pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
+    let message = with_deployer(args.common.yes, settings(&args.common), async |d| {
+        d.rollback(&args.env, args.to.as_deref()).await
     })?;
     println!("rollback: {message}");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode> {
-    let deployment = deployment()?;
-    let console = Console::new(args.common.yes);
-    let message = runtime()?.block_on(async {
-        let clients = Clients::from_env(&deployment.region).await;
-        Deployer {
-            clients: &clients,
-            deployment: &deployment,
-            progress: &console,
-            settings: settings(&args.common),
-        }
-        .destroy(&args.env, args.purge_secrets)
-        .await
+    let message = with_deployer(args.common.yes, settings(&args.common), async |d| {
+        d.destroy(&args.env, args.purge_secrets).await
     })?;
     println!("destroy: {message}");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
-    let deployment = deployment()?;
-    let console = Console::new(false);
-    let text = runtime()?.block_on(async {
-        let clients = Clients::from_env(&deployment.region).await;
-        Deployer {
-            clients: &clients,
-            deployment: &deployment,
-            progress: &console,
-            settings: Settings::default(),
-        }
-        .status(&args.env, args.events)
-        .await
+    let text = with_deployer(false, Settings::default(), async |d| {
+        d.status(&args.env, args.events).await
     })?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)

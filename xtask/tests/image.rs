@@ -7,11 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use klue_testkit::doubles::{Moto, Registry};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -257,15 +258,6 @@ fn image_config_and_layer_contents() {
     );
 }
 
-/// Kills and reaps a child process on drop.
-struct Process(Child);
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn podman() -> Command {
     let mut cmd = Command::new("podman");
     cmd.args(["--runtime", "runc"]);
@@ -369,47 +361,6 @@ fn image_runs_in_podman_and_stops_on_sigterm_as_pid_1() {
     );
 }
 
-/// A real CNCF distribution registry on a free loopback port, with its storage in a temp dir.
-struct LocalRegistry {
-    _process: Process,
-    _dir: tempfile::TempDir,
-    host: String,
-}
-
-fn start_registry() -> Option<LocalRegistry> {
-    let binary = Path::new("/usr/bin/docker-registry");
-    if !binary.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "docker-registry is missing: apt-get install -y docker-registry"
-        );
-        eprintln!("skipped: docker-registry is missing (apt-get install -y docker-registry)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.path().join("data").display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let child = Command::new(binary)
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    let host = format!("127.0.0.1:{port}");
-    wait_for(&format!("http://{host}/v2/"), "docker-registry");
-    Some(LocalRegistry {
-        _process: process,
-        _dir: dir,
-        host,
-    })
-}
-
 /// Pulls the image back over the OCI API and checks every digest.
 fn pull_and_check(host: &str, repository: &str, tag: &str, digest: &str) {
     let client = reqwest::blocking::Client::new();
@@ -445,7 +396,7 @@ fn pull_and_check(host: &str, repository: &str, tag: &str, digest: &str) {
 
 #[test]
 fn push_round_trips_through_a_real_registry() {
-    let Some(registry) = start_registry() else {
+    let Some(registry) = Registry::start() else {
         return;
     };
     let (_, image) = image();
@@ -500,64 +451,18 @@ fn push_round_trips_through_a_real_registry() {
     }
 }
 
-/// The moto venv (pinned in xtask/image-test-requirements.txt), created on first use.
-fn moto_server() -> Option<PathBuf> {
-    let requirements = workspace_root().join("xtask/image-test-requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).unwrap();
-    let venv = target_dir().join("image-test-venv");
-    let server = venv.join("bin/moto_server");
-    let stamp = venv.join(".klue-requirements");
-    if server.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Some(server);
-    }
-    if !venv.join("bin/python").exists() {
-        let status = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !status.is_ok_and(|s| s.success()) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 -m venv failed: apt-get install python3-venv"
-            );
-            eprintln!("skipped: python3 -m venv failed (apt-get install python3-venv)");
-            return None;
-        }
-    }
-    run_ok(
-        Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(&requirements),
-    );
-    std::fs::write(&stamp, wanted).unwrap();
-    Some(server)
-}
-
 #[test]
 fn ecr_flow_against_moto_and_a_real_registry() {
-    let Some(registry) = start_registry() else {
+    let Some(registry) = Registry::start() else {
         return;
     };
-    let Some(server) = moto_server() else { return };
-    let port = free_port();
-    let moto = Process(
-        Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    wait_for(&format!("{endpoint}/moto-api/"), "moto_server");
+    let Some(moto) = Moto::start(
+        &target_dir().join("image-test-venv"),
+        &workspace_root().join("xtask/image-test-requirements.txt"),
+    ) else {
+        return;
+    };
+    let endpoint = moto.endpoint.clone();
     let (_, image) = image();
     let layout = image["layout"].as_str().unwrap();
     let digest = image["digest"].as_str().unwrap();

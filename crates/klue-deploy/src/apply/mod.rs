@@ -217,15 +217,8 @@ impl Deployer<'_> {
                 e.status,
                 self.settings.ready_timeout.as_secs()
             ));
-            let what = WaitFor {
-                environment: &e.eb_name,
-                since: now(),
-                version_label: None,
-                terminated: e.status == "Terminating",
-                healthy: false,
-                timeout: self.settings.ready_timeout,
-                logical: &env.name,
-            };
+            let what = WaitFor::new(&e.eb_name, &env.name, now(), self.settings.ready_timeout)
+                .terminated_if(e.status == "Terminating");
             match wait::wait(&self.clients.eb, &what, self.progress).await {
                 Ok(_) => {}
                 Err(ApplyError::Timeout {
@@ -575,15 +568,9 @@ impl Deployer<'_> {
             .line(&format!("{eb_name}: creating ({cname_prefix}, {platform})"));
         let ready = wait::wait(
             &self.clients.eb,
-            &WaitFor {
-                environment: eb_name,
-                since,
-                version_label: Some(&bundle.label),
-                terminated: false,
-                healthy: true,
-                timeout: self.settings.timeout,
-                logical: &env.name,
-            },
+            &WaitFor::new(eb_name, &env.name, since, self.settings.timeout)
+                .version(&bundle.label)
+                .healthy(),
             self.progress,
         )
         .await?;
@@ -657,15 +644,8 @@ impl Deployer<'_> {
                 .unwrap_or(&bundle.label);
             wait::wait(
                 &self.clients.eb,
-                &WaitFor {
-                    environment: &live.eb_name,
-                    since,
-                    version_label: Some(expected),
-                    terminated: false,
-                    healthy: false,
-                    timeout: self.settings.timeout,
-                    logical: &env.name,
-                },
+                &WaitFor::new(&live.eb_name, &env.name, since, self.settings.timeout)
+                    .version(expected),
                 self.progress,
             )
             .await?;
@@ -938,15 +918,7 @@ impl Deployer<'_> {
         for name in [new, old] {
             wait::wait(
                 &self.clients.eb,
-                &WaitFor {
-                    environment: name,
-                    since,
-                    version_label: None,
-                    terminated: false,
-                    healthy: false,
-                    timeout: self.settings.timeout,
-                    logical: &env.name,
-                },
+                &WaitFor::new(name, &env.name, since, self.settings.timeout),
                 self.progress,
             )
             .await?;
@@ -991,15 +963,7 @@ impl Deployer<'_> {
         self.progress.line(&format!("{eb_name}: terminating"));
         wait::wait(
             &self.clients.eb,
-            &WaitFor {
-                environment: eb_name,
-                since,
-                version_label: None,
-                terminated: true,
-                healthy: false,
-                timeout: self.settings.timeout,
-                logical: &env.name,
-            },
+            &WaitFor::new(eb_name, &env.name, since, self.settings.timeout).terminated(),
             self.progress,
         )
         .await?;
@@ -1113,15 +1077,7 @@ impl Deployer<'_> {
             .map_err(aws("elasticbeanstalk:UpdateEnvironment"))?;
         wait::wait(
             &self.clients.eb,
-            &WaitFor {
-                environment: &live.eb_name,
-                since,
-                version_label: Some(&target),
-                terminated: false,
-                healthy: false,
-                timeout: self.settings.timeout,
-                logical: &env.name,
-            },
+            &WaitFor::new(&live.eb_name, &env.name, since, self.settings.timeout).version(&target),
             self.progress,
         )
         .await?;

@@ -52,6 +52,50 @@ pub struct WaitFor<'a> {
     pub logical: &'a str,
 }
 
+impl<'a> WaitFor<'a> {
+    /// Wait for `environment` (of the logical environment `logical`) to be Ready, looking at
+    /// events from `since`, for at most `timeout`.
+    pub fn new(
+        environment: &'a str,
+        logical: &'a str,
+        since: DateTime,
+        timeout: Duration,
+    ) -> WaitFor<'a> {
+        WaitFor {
+            environment,
+            since,
+            version_label: None,
+            terminated: false,
+            healthy: false,
+            timeout,
+            logical,
+        }
+    }
+
+    /// It must end running this version.
+    pub fn version(mut self, label: &'a str) -> Self {
+        self.version_label = Some(label);
+        self
+    }
+
+    /// Wait for `Terminated` instead.
+    pub fn terminated(self) -> Self {
+        self.terminated_if(true)
+    }
+
+    /// Wait for `Terminated` when `yes`.
+    pub fn terminated_if(mut self, yes: bool) -> Self {
+        self.terminated = yes;
+        self
+    }
+
+    /// Also require health Green.
+    pub fn healthy(mut self) -> Self {
+        self.healthy = true;
+        self
+    }
+}
+
 /// Polling interval.
 pub(crate) fn poll_interval() -> Duration {
     std::env::var("KLUE_DEPLOY_POLL_MS")
