@@ -7,7 +7,9 @@
 //! The service runs as its release build with response validation switched on
 //! (`KLUE_VALIDATE_RESPONSES=1`), so a handler answer that breaks the spec also shows as a 500.
 //! Schemathesis' own configuration lives in `reliability/schemathesis.toml`; every check it
-//! leaves out is justified there.
+//! leaves out is justified there. `reliability/hooks.py` drops one failure and nothing else: an
+//! ST201 whose only invalid data is an optional query parameter sent empty (`?offset=`), which
+//! the runtime reads as absent on purpose (finding 4 in `docs/reliability.md`).
 
 use super::service::{self, Service};
 use crate::util;
@@ -44,6 +46,8 @@ pub struct Args {
 pub struct Summary {
     pub cases: u64,
     pub seconds: f64,
+    /// ST201 failures set aside by `reliability/hooks.py` as finding 4.
+    pub finding4: usize,
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
@@ -68,12 +72,15 @@ pub fn run(args: &Args) -> Result<Summary> {
     )?;
     let token = service::token(Duration::from_secs(3600))?;
     let report_dir = out.join("schemathesis");
-    // A stale report would be read as this run's.
-    let _ = std::fs::remove_dir_all(&report_dir);
+    let dropped_file = out.join("schemathesis-dropped.txt");
     let schema = format!("{}/openapi/{}.json", server.base(), args.api);
     let mut cmd = Command::new(&st);
-    cmd.current_dir(root.join("reliability"))
-        .args(["--config-file", "schemathesis.toml", "run"])
+    // schemathesis keeps its crash cache (for `st replay <id>`) in `.schemathesis/` of its working
+    // directory: run it in the work dir, so that nothing is written into the repository.
+    cmd.current_dir(&out)
+        .arg("--config-file")
+        .arg(root.join("reliability").join("schemathesis.toml"))
+        .arg("run")
         .arg(&schema)
         .args(["--url", &server.base()])
         .args(["--header", &format!("Authorization: Bearer {token}")])
@@ -84,30 +91,72 @@ pub fn run(args: &Args) -> Result<Summary> {
         .args(["--report", "junit,ndjson", "--report-dir"])
         .arg(&report_dir)
         .args(["--no-color", "--output-sanitize", "true"])
-        .env("SCHEMATHESIS_HOOKS", "");
-    let started = Instant::now();
+        // Our hooks only (`reliability/hooks.py`: the one documented leniency, finding 4), never
+        // whatever the caller's environment names.
+        .env(
+            "SCHEMATHESIS_HOOKS",
+            root.join("reliability").join("hooks.py"),
+        )
+        .env("KLUE_RELIABILITY_DROPPED", &dropped_file);
     let shown = format!("{cmd:?}");
-    eprintln!("+ {}", shown.replace(&token, "<token>"));
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start {}", st.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
+    let mut attempt = 1;
+    let (status, seconds, report) = loop {
+        // A stale report would be read as this run's.
+        let _ = std::fs::remove_dir_all(&report_dir);
+        let _ = std::fs::remove_file(&dropped_file);
+        let started = Instant::now();
+        eprintln!("+ {}", shown.replace(&token, "<token>"));
+        let status = cmd
+            .status()
+            .with_context(|| format!("could not start {}", st.display()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let report = read_report(&report_dir)?;
+        // schemathesis (hypothesis under it) now and then stops a scenario on an internal error
+        // of its own (seen: a KeyError in hypothesis' lambda-source cache with 2 workers, not
+        // reproducible with the same seed). That says nothing about the service: run once more,
+        // and say so. A check failure is never retried.
+        if !status.success()
+            && report.failed_checks == 0
+            && !report.errors.is_empty()
+            && attempt == 1
+        {
+            eprintln!(
+                "contract: schemathesis stopped on {} internal error(s) of its own and no check \
+                 failed; running it once more. First error: {}",
+                report.errors.len(),
+                report.errors[0]
+            );
+            attempt += 1;
+            continue;
+        }
+        break (status, seconds, report);
+    };
     let exit = server.terminate(Duration::from_secs(30))?;
-    let cases = count_cases(&report_dir)?;
+    let cases = report.cases;
     let server_errors = log_problems(&log)?;
+    let dropped: Vec<String> = std::fs::read_to_string(&dropped_file)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
     eprintln!(
         "contract: {cases} test cases in {seconds:.0} s; schemathesis {status}; service {exit} on SIGTERM; \
-         {} server-side error line(s) in {}",
+         {} server-side error line(s) in {}; {} ST201 failure(s) on an empty optional query \
+         parameter set aside as finding 4 (kept on purpose)",
         server_errors.len(),
-        log.display()
+        log.display(),
+        dropped.len()
     );
+    for line in dropped.iter().take(5) {
+        eprintln!("  finding 4: {line}");
+    }
     for line in server_errors.iter().take(10) {
         eprintln!("  server: {line}");
     }
     let mut problems = Vec::new();
     if !status.success() {
         problems.push(format!(
-            "schemathesis found failures ({status}); report in {}",
+            "schemathesis found failures ({status}: {} failed check(s), {} error(s)); report in {}",
+            report.failed_checks,
+            report.errors.len(),
             report_dir.display()
         ));
     }
@@ -130,13 +179,29 @@ pub fn run(args: &Args) -> Result<Summary> {
     if !problems.is_empty() {
         bail!("contract fuzzing failed:\n  - {}", problems.join("\n  - "));
     }
-    Ok(Summary { cases, seconds })
+    Ok(Summary {
+        cases,
+        seconds,
+        finding4: dropped.len(),
+    })
 }
 
-/// The number of test cases schemathesis ran, from its NDJSON event stream (one
-/// `ScenarioFinished` event per scenario, carrying its recorder's cases).
-fn count_cases(report_dir: &Path) -> Result<u64> {
-    let mut cases = 0;
+/// What schemathesis' NDJSON event stream says about a run.
+struct Report {
+    /// Test cases run (one `ScenarioFinished` event per scenario, carrying its recorder's cases).
+    cases: u64,
+    /// Checks that failed, over all scenarios.
+    failed_checks: u64,
+    /// schemathesis' own errors (`NonFatalError`/`FatalError` events), as their messages.
+    errors: Vec<String>,
+}
+
+fn read_report(report_dir: &Path) -> Result<Report> {
+    let mut report = Report {
+        cases: 0,
+        failed_checks: 0,
+        errors: Vec::new(),
+    };
     let entries = std::fs::read_dir(report_dir)
         .with_context(|| format!("reading {}", report_dir.display()))?;
     for entry in entries {
@@ -149,18 +214,39 @@ fn count_cases(report_dir: &Path) -> Result<u64> {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if let Some(recorder) = event
+            for kind in ["NonFatalError", "FatalError"] {
+                if let Some(error) = event.get(kind) {
+                    let message = error
+                        .pointer("/info/message")
+                        .and_then(|m| m.as_str())
+                        .map_or_else(|| error.to_string(), str::to_owned);
+                    report.errors.push(format!(
+                        "{kind}: {}",
+                        message.chars().take(300).collect::<String>()
+                    ));
+                }
+            }
+            let Some(recorder) = event
                 .get("ScenarioFinished")
                 .and_then(|e| e.get("recorder"))
-            {
-                cases += recorder
-                    .get("cases")
-                    .and_then(|c| c.as_object())
-                    .map_or(0, |c| c.len() as u64);
+            else {
+                continue;
+            };
+            report.cases += recorder
+                .get("cases")
+                .and_then(|c| c.as_object())
+                .map_or(0, |c| c.len() as u64);
+            if let Some(checks) = recorder.get("checks").and_then(|c| c.as_object()) {
+                report.failed_checks += checks
+                    .values()
+                    .filter_map(|c| c.as_array())
+                    .flatten()
+                    .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some("failure"))
+                    .count() as u64;
             }
         }
     }
-    Ok(cases)
+    Ok(report)
 }
 
 /// Lines of the service's JSON log at level ERROR (5xx reports, panics) or WARN.
