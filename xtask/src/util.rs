@@ -20,9 +20,31 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// The cargo binary that runs this xtask.
+/// The cargo binary that runs this xtask, without the per-package variables `cargo run` gave
+/// the xtask itself (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...): build scripts that track them
+/// (ring's does) would otherwise see them change between a `cargo xtask` build and a plain
+/// one, and rebuild half the dependency tree every time.
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_package_variable(name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// The variables cargo sets for one package's build or run.
+fn is_package_variable(name: &str) -> bool {
+    name == "CARGO_MANIFEST_DIR"
+        || name == "CARGO_MANIFEST_PATH"
+        || name == "CARGO_MANIFEST_LINKS"
+        || name == "CARGO_PRIMARY_PACKAGE"
+        || name == "CARGO_CRATE_NAME"
+        || name == "CARGO_BIN_NAME"
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// Runs a command, failing with its command line when it does not exit 0.
@@ -65,4 +87,28 @@ pub fn python_venv(venv: &Path, requirements: &Path) -> Result<PathBuf> {
         .arg(requirements))?;
     std::fs::write(&stamp, wanted)?;
     Ok(python)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_package_variables_are_dropped() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION",
+            "CARGO_CRATE_NAME",
+        ] {
+            assert!(super::is_package_variable(name), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_TERM_COLOR",
+            "RUSTFLAGS",
+        ] {
+            assert!(!super::is_package_variable(name), "{name}");
+        }
+    }
 }

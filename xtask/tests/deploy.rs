@@ -41,8 +41,13 @@ fn target_dir() -> PathBuf {
 }
 
 fn service_binary() -> PathBuf {
+    // Without this test's package variables, so the build is the one `cargo test` made.
     let status = Command::new(env!("CARGO"))
         .args(["build", "-q", "-p", "service", "--bin", "service"])
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_MANIFEST_PATH")
+        .env_remove("CARGO_PKG_NAME")
+        .env_remove("CARGO_CRATE_NAME")
         .current_dir(workspace_root())
         .status()
         .unwrap();
