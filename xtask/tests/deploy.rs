@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use klue_testkit::doubles::{Moto, Registry};
-use klue_testkit::{Server, free_port};
+use klue_testkit::{Server, free_port, target_dir, workspace_root};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,19 +26,6 @@ const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const SECRET_VALUE: &str = "deploy-e2e-secret-value-never-printed";
 const SECRET_VALUE_2: &str = "deploy-e2e-rotated-secret-never-printed";
 const AUDIENCE: &str = "klue-helloworld";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
 
 fn service_binary() -> PathBuf {
     // Without this test's package variables, so the build is the one `cargo test` made.
@@ -168,10 +155,7 @@ fn images(dir: &Path) -> [PathBuf; 2] {
 }
 
 fn start() -> Option<World> {
-    let moto = Moto::start(
-        &target_dir().join("deploy-test-venv"),
-        &workspace_root().join("xtask/image-test-requirements.txt"),
-    )?;
+    let moto = Moto::start_pinned()?;
     let registry = Registry::start()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

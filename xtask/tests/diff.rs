@@ -13,28 +13,15 @@ use aws_sdk_elasticbeanstalk::types::{
 };
 use klue_deploy::options::{ENV_SECRETS, ENV_VARS, desired_options, desired_tags, secret_id};
 use klue_testkit::doubles::Moto;
+use klue_testkit::workspace_root;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const SECRET_VALUE: &str = "e2e-secret-value-never-printed";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
 
 struct Doubles {
     eb_endpoint: String,
@@ -99,10 +86,7 @@ impl Doubles {
 }
 
 fn start() -> Option<Doubles> {
-    let moto = Moto::start(
-        &target_dir().join("deploy-test-venv"),
-        &workspace_root().join("xtask/image-test-requirements.txt"),
-    )?;
+    let moto = Moto::start_pinned()?;
     let moto_endpoint = moto.endpoint.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

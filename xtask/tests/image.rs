@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use klue_testkit::doubles::{Moto, Registry};
+use klue_testkit::{target_dir, workspace_root};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::net::TcpListener;
@@ -17,19 +18,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
 
 fn run_ok(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
@@ -456,10 +444,7 @@ fn ecr_flow_against_moto_and_a_real_registry() {
     let Some(registry) = Registry::start() else {
         return;
     };
-    let Some(moto) = Moto::start(
-        &target_dir().join("image-test-venv"),
-        &workspace_root().join("xtask/image-test-requirements.txt"),
-    ) else {
+    let Some(moto) = Moto::start_pinned() else {
         return;
     };
     let endpoint = moto.endpoint.clone();

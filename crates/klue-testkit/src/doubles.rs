@@ -34,6 +34,10 @@ fn wait_for_port(port: u16, what: &str) {
 /// The `moto_server` script of a venv at `venv` with `requirements` installed (reinstalled
 /// when the requirements file changes).
 pub fn moto_server(venv: &Path, requirements: &Path) -> Option<PathBuf> {
+    // Tests of one binary run in parallel: one of them creates the venv, the others wait.
+    // (Test binaries themselves run one after another.)
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let wanted = std::fs::read_to_string(requirements).unwrap();
     let server = venv.join("bin/moto_server");
     let stamp = venv.join(".klue-requirements");
@@ -81,6 +85,15 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto from the pinned `xtask/image-test-requirements.txt`, in one venv under the
+    /// target dir that every test shares.
+    pub fn start_pinned() -> Option<Moto> {
+        Moto::start(
+            &crate::target_dir().join("moto-test-venv"),
+            &crate::workspace_root().join("xtask/image-test-requirements.txt"),
+        )
+    }
+
     /// Starts `moto_server` (see [`moto_server`]).
     pub fn start(venv: &Path, requirements: &Path) -> Option<Moto> {
         let server = moto_server(venv, requirements)?;
