@@ -21,6 +21,7 @@ use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use tower::{Layer, ServiceExt};
@@ -47,6 +48,10 @@ fn cors_layer() -> CorsLayer {
             HeaderName::from_static(crate::middleware::X_REQUEST_ID),
         ])
         .expose_headers([HeaderName::from_static(crate::middleware::X_REQUEST_ID)])
+        // Any origin, and fixed lists of methods and headers: no answer depends on the
+        // request's `Origin` or `Access-Control-Request-*` headers, so none says it varies
+        // with them (tower-http's default adds that `Vary` to every answer, 80 bytes each).
+        .vary([])
 }
 
 fn compression_layer() -> CompressionLayer {
@@ -169,8 +174,9 @@ pub(crate) struct Front {
     /// [`apply`]'s router: for `HEAD`, `OPTIONS` and `CONNECT`, and when the CORS headers could
     /// not be captured.
     layered: Router,
-    /// The router behind the panic catcher.
-    plain: CatchPanic<Router, PanicAnswer>,
+    /// The router, for requests without `Accept-Encoding` (panics caught by [`Front::call`]).
+    plain: Router,
+    panic_answer: PanicAnswer,
     /// The same behind the compression layer, for requests with `Accept-Encoding`.
     compressed: Compression<CatchPanic<Router, PanicAnswer>>,
     cors: Option<CorsHeaders>,
@@ -181,11 +187,13 @@ impl Front {
     /// `router` without layers; `shared` for the panic answer.
     pub(crate) fn new(router: Router, shared: Arc<Shared>) -> Front {
         let layered = apply(router.clone(), Arc::clone(&shared));
-        let plain = CatchPanicLayer::custom(PanicAnswer(shared)).layer(router);
-        let compressed = compression_layer().layer(plain.clone());
+        let panic_answer = PanicAnswer(shared);
+        let compressed = compression_layer()
+            .layer(CatchPanicLayer::custom(panic_answer.clone()).layer(router.clone()));
         Front {
             layered,
-            plain,
+            plain: router,
+            panic_answer,
             compressed,
             cors: CorsHeaders::capture(),
             predicate: DefaultPredicate::new(),
@@ -216,13 +224,17 @@ impl Front {
                 Err(never) => match never {},
             }
         } else {
-            match self.plain.clone().oneshot(request).await {
-                Ok(mut response) => {
-                    vary_like_compression(&self.predicate, &mut response);
-                    response.map(Body::new)
-                }
-                Err(never) => match never {},
-            }
+            // What `CatchPanic` does, without boxing the body a second time.
+            let routed = AssertUnwindSafe(self.plain.clone().oneshot(request))
+                .catch_unwind()
+                .await;
+            let mut response = match routed {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(panic) => self.panic_answer.clone().response_for_panic(panic),
+            };
+            vary_like_compression(&self.predicate, &mut response);
+            response
         };
         cors.apply(response.headers_mut());
         crate::middleware::finish(started, response)
@@ -261,9 +273,9 @@ mod tests {
             HeaderValue::from_static("https://a"),
         );
         cors.apply(&mut headers);
+        // The answers do not vary with the request's CORS headers: no `Vary` is added.
         let vary: Vec<_> = headers.get_all(header::VARY).iter().collect();
-        assert_eq!(vary.len(), 2);
-        assert_eq!(vary[0], "x");
+        assert_eq!(vary, ["x"]);
         assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert_eq!(
             headers[header::ACCESS_CONTROL_EXPOSE_HEADERS],

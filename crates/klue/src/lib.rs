@@ -17,12 +17,14 @@
 pub mod auth;
 mod builtins;
 pub mod client;
+mod coarse_timer;
 pub mod context;
 pub mod error;
 pub mod handler;
 pub mod json;
 mod layers;
 mod logfmt;
+mod logsink;
 pub mod middleware;
 mod operation;
 pub mod panic;

@@ -91,18 +91,14 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
     }
     let status = response.status().as_u16();
     let latency_ms = at.elapsed().as_secs_f64() * 1000.0;
-    match response.extensions().get::<ErrorAnswered>() {
-        Some(e) => tracing::info!(
-            target: crate::logfmt::REQUEST_TARGET,
-            %method, %path, status, latency_ms, request_id = %request_id,
-            error = %e.code, error_id = %e.error_id,
-            "request"
-        ),
-        None => tracing::info!(
-            target: crate::logfmt::REQUEST_TARGET,
-            %method, %path, status, latency_ms, request_id = %request_id,
-            "request"
-        ),
-    }
+    let error = response.extensions().get::<ErrorAnswered>();
+    crate::logfmt::log_request(&crate::logfmt::RequestLine {
+        method: method.as_str(),
+        path,
+        status,
+        latency_ms,
+        request_id: &request_id,
+        error: error.map(|e| (&*e.code, &*e.error_id)),
+    });
     response
 }

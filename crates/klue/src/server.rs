@@ -2,9 +2,11 @@
 //! SIGINT (stop accepting, let in-flight requests finish, exit 0 within the drain time),
 //! also as PID 1 in a container.
 
+use crate::coarse_timer::CoarseTimer;
+use crate::logsink::LogSink;
 use crate::runtime::{RuntimeConfig, ServiceBuilder};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -44,7 +46,8 @@ pub struct ServeOptions {
     /// Time for in-flight requests after the shutdown signal.
     pub drain: Duration,
     /// A client must send its request headers within this time (slow clients cannot hold
-    /// connections open forever).
+    /// connections open forever). Checked every 250 ms, so a slow client is cut off up to
+    /// that much later.
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
@@ -60,50 +63,52 @@ impl Default for ServeOptions {
     }
 }
 
-/// Keeps the log writer running; dropping it flushes what is buffered.
+/// Keeps the log writer running; dropping it writes what is buffered.
 #[must_use = "logs are flushed when the guard is dropped"]
-// The field is held only for its Drop (which flushes).
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+pub struct LogGuard {
+    sink: LogSink,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
 
-/// Lines the log writer thread may have queued before request threads wait for it. Each
-/// queued slot is preallocated (32 bytes): the crate's default of 128 000 lines kept 4 MB of
-/// an idle service resident; 16 384 lines still absorb a burst of several seconds.
-const LOG_QUEUE_LINES: usize = 16 * 1024;
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.sink.stop();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
 
 /// Logs to stdout: pretty by default, one JSON object per line with `KLUE_LOG_FORMAT=json`.
-/// The level comes from `RUST_LOG` (default `info`). Lines are written by a background thread,
-/// so request threads never wait on stdout; nothing is dropped (a full buffer applies
-/// back-pressure instead), and the returned guard flushes on drop. The thread writes the
-/// lines queued at a time with one `write` (flushing whenever the queue is empty), instead of
-/// one `write` per line.
+/// The level comes from `RUST_LOG` (default `info`). Lines are buffered and written in
+/// batches (see `logsink.rs`): request threads never wait on stdout unless it blocks,
+/// nothing is dropped, and the returned guard writes what is left on drop. With the JSON
+/// format, the request lines skip tracing's event machinery (same bytes, see `logfmt.rs`).
 pub fn init_tracing() -> LogGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("KLUE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("klue-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    let (sink, flusher) = LogSink::start(Box::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer);
-    // A second initialization (tests) is not an error worth failing for.
-    let _ = if json {
-        builder
+        .with_writer(sink.clone());
+    if json {
+        let installed = builder
             .json()
             .flatten_event(true)
             .map_event_format(crate::logfmt::FastJson::new)
-            .try_init()
+            .try_init();
+        // A second initialization (tests) is not an error worth failing for, but the request
+        // lines must then keep going to the subscriber that is installed.
+        if installed.is_ok() {
+            crate::logfmt::write_requests_directly(sink.clone());
+        }
     } else {
-        builder.compact().try_init()
-    };
-    LogGuard(guard)
+        let _ = builder.compact().try_init();
+    }
+    LogGuard { sink, flusher }
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.
@@ -161,10 +166,14 @@ async fn serve_connections<S, B>(
     B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let timer = CoarseTimer::default();
+    // Dropped (so aborted) when this function returns.
+    let mut ticking = tokio::task::JoinSet::new();
+    ticking.spawn(timer.clone().run());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(timer)
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(8192));
     let graceful = GracefulShutdown::new();
