@@ -663,6 +663,42 @@ async fn time_claims_have_300_s_of_leeway() {
 }
 
 #[tokio::test]
+async fn a_reused_token_is_verified_again_only_in_what_can_change() {
+    let m = material();
+    let auth = hs_auth();
+    let token = m.token("hs_exp_in_leeway");
+    let first = accepts(&auth, token).await;
+    // The second time comes from the verified tokens: the same claims, shared.
+    let second = accepts(&auth, token).await;
+    assert!(Arc::ptr_eq(&first.claims, &second.claims));
+    assert_eq!(first.claims, second.claims);
+    // Tokens that differ from it in one byte of the signature or the payload are still
+    // verified, and refused.
+    // (Not the last character: its low bits are padding.)
+    let at = token.len() - 5;
+    let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+    refuses(&auth, &forged, INVALID, "token signature is invalid").await;
+    let tampered = tamper(token, |claims| {
+        claims.insert("sub".into(), json!("someone-else"));
+    });
+    refuses(&auth, &tampered, INVALID, "token signature is invalid").await;
+    // Refusals are not remembered: an expired token is refused every time.
+    for _ in 0..2 {
+        refuses(
+            &auth,
+            m.token("hs_exp_beyond"),
+            "TOKEN_EXPIRED",
+            "Auth token is expired",
+        )
+        .await;
+    }
+    // Another authenticator (another audience) does not share what this one verified.
+    let other = JwtAuthenticator::new(JwtConfig::hs256(SECRET, "another-audience")).unwrap();
+    refuses(&other, token, INVALID, "incorrect audience").await;
+}
+
+#[tokio::test]
 async fn audience_issuer_and_required_claims() {
     let m = material();
     let auth = hs_auth();

@@ -10,6 +10,9 @@
 //!   by their `kid` ([`jwks`]); the token's `alg` never picks anything that is not configured;
 //! - `exp`, `nbf` and `iat` get 300 s of leeway, `aud` is required and must match, `iss` is
 //!   checked when configured;
+//! - a token verified with the HS256 secret is remembered (up to a few thousand), so that a
+//!   client reusing it pays for its verification once; its time claims are still checked on
+//!   every request;
 //! - every refusal is a 401 with klue-microservice's code and wording and a
 //!   `WWW-Authenticate: Bearer` challenge. Tokens are never logged.
 //!
@@ -17,6 +20,7 @@
 //! `KLUE_JWT_JWKS`; [`mint_token`] makes tokens the way klue-microservice's `generate_token`
 //! does. Not here: deciding which operations need auth (the router reads that from the spec).
 
+mod cache;
 mod config;
 pub mod extract;
 mod failure;

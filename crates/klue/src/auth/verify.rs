@@ -1,6 +1,7 @@
 //! Verifying a JWT: signature with a key this service chose (never one the token chose),
 //! then `exp`, `nbf`, `iat` (with leeway), `aud` and, when configured, `iss`.
 
+use super::cache::{Verified, VerifiedTokens};
 use super::config::{AuthConfigError, JwtConfig};
 use super::failure::{self, AuthError, BAD_ALGORITHM, BAD_SIGNATURE};
 use super::jwks::JwksStore;
@@ -26,6 +27,7 @@ pub struct JwtAuthenticator {
     /// The checks for each algorithm a key can be configured for (HS256, RS256, ES256), built
     /// once: building one per request cost about 2% of an authenticated request.
     validations: [(Algorithm, Validation); 3],
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for JwtAuthenticator {
@@ -102,11 +104,40 @@ impl JwtAuthenticator {
             issuer: config.issuer,
             leeway: config.leeway,
             validations,
+            verified: VerifiedTokens::default(),
         })
     }
 
     /// Verifies a bare JWT and returns its claims, or why it is refused (a 401 to answer).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let verified = self.verify_shared(token).await?;
+        Ok(Arc::unwrap_or_clone(verified.claims))
+    }
+
+    /// [`Self::verify`], answered from the tokens already verified when it can be (see
+    /// `cache.rs`).
+    async fn verify_shared(&self, token: &str) -> Result<Verified, AuthError> {
+        if let Some(verified) = self.verified.get(token, now()) {
+            return Ok(verified);
+        }
+        let (claims, algorithm) = self.verify_in_full(token).await?;
+        let verified = Verified {
+            token: Arc::from(token),
+            claims: Arc::new(claims),
+        };
+        // A JWKS key can be rotated out; the secret stays for the life of the process.
+        if algorithm == Algorithm::HS256 {
+            self.verified.insert(
+                Arc::clone(&verified.token),
+                Arc::clone(&verified.claims),
+                self.leeway,
+            );
+        }
+        Ok(verified)
+    }
+
+    /// Every check, and the algorithm the token was verified with.
+    async fn verify_in_full(&self, token: &str) -> Result<(Claims, Algorithm), AuthError> {
         let header = unverified_header(token).ok_or_else(|| failure::invalid(BAD_SIGNATURE))?;
         // RFC 7515 §4.1.11: a token with critical extensions we do not implement is invalid.
         if header.contains_key("crit") {
@@ -149,7 +180,7 @@ impl JwtAuthenticator {
         .map_err(|e| refusal(e.kind()))?;
         let claims = data.claims;
         self.check_times(&claims)?;
-        Ok(Claims(claims))
+        Ok((Claims(claims), algorithm))
     }
 
     /// The checks for `algorithm` (built once for the algorithms keys can have).
@@ -267,10 +298,10 @@ impl Authenticator for JwtAuthenticator {
     ) -> BoxFuture<'a, Result<Authenticated, ApiError>> {
         Box::pin(async move {
             let token = extract::bearer_token(parts)?;
-            let claims = self.verify(&token).await?;
+            let verified = self.verify_shared(&token).await?;
             Ok(Authenticated {
-                claims: Arc::new(claims),
-                token: Arc::from(token),
+                claims: verified.claims,
+                token: verified.token,
             })
         })
     }
