@@ -863,6 +863,12 @@ pub mod support {
         let Some(body) = body else {
             return Ok(Reply::empty(code));
         };
+        // A success body goes straight to bytes (an error body is read back below).
+        if status < 400
+            && let Some(json) = crate::serialize::to_vec_as_value_would(body)
+        {
+            return Ok(Reply::serialized(code, json));
+        }
         let value = serde_json::to_value(body).map_err(|e| {
             ApiError::internal(anyhow::anyhow!(
                 "cannot serialize the {status} response: {e}"

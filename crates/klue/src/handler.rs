@@ -28,9 +28,13 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
-    /// `None` for a response without a body.
+    /// The JSON body of a reply made with [`Reply::json`]; `None` for a response without a
+    /// body, and for the replies of generated handlers, whose typed body is already
+    /// serialized (see [`Reply::body_bytes`]).
     pub body: Option<Value>,
     pub headers: HeaderMap,
+    /// A body serialized by the generated code, exactly as `body` would serialize.
+    serialized: Option<bytes::Bytes>,
 }
 
 impl Reply {
@@ -40,6 +44,7 @@ impl Reply {
             status,
             body: Some(body),
             headers: HeaderMap::new(),
+            serialized: None,
         }
     }
 
@@ -49,6 +54,39 @@ impl Reply {
             status,
             body: None,
             headers: HeaderMap::new(),
+            serialized: None,
+        }
+    }
+
+    /// A JSON answer whose body is already serialized (`json` must be valid JSON).
+    pub(crate) fn serialized(status: StatusCode, json: Vec<u8>) -> Self {
+        Reply {
+            status,
+            body: None,
+            headers: HeaderMap::new(),
+            serialized: Some(bytes::Bytes::from(json)),
+        }
+    }
+
+    /// Whether the reply has a body.
+    pub fn has_body(&self) -> bool {
+        self.body.is_some() || self.serialized.is_some()
+    }
+
+    /// The body as the bytes to send, if any.
+    pub fn body_bytes(&self) -> Result<Option<bytes::Bytes>, serde_json::Error> {
+        match (&self.serialized, &self.body) {
+            (Some(bytes), _) => Ok(Some(bytes.clone())),
+            (None, Some(body)) => serde_json::to_vec(body).map(|v| Some(bytes::Bytes::from(v))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The body as JSON, if any (parsed back when it was serialized by generated code).
+    pub fn body_value(&self) -> Result<Option<Value>, serde_json::Error> {
+        match (&self.serialized, &self.body) {
+            (Some(bytes), _) => serde_json::from_slice(bytes).map(Some),
+            (None, body) => Ok(body.clone()),
         }
     }
 }

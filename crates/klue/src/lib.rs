@@ -31,6 +31,7 @@ pub mod panic;
 pub mod params;
 pub mod reporter;
 mod runtime;
+mod serialize;
 pub mod server;
 pub mod validate;
 

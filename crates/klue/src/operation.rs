@@ -584,9 +584,8 @@ fn reply_response(
     if shared.config.validate_responses {
         check_reply(op, &reply)?;
     }
-    let mut response = match &reply.body {
-        Some(body) => {
-            let bytes = serde_json::to_vec(body).map_err(ApiError::internal)?;
+    let mut response = match reply.body_bytes().map_err(ApiError::internal)? {
+        Some(bytes) => {
             let mut response = Response::new(Body::from(bytes));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -637,7 +636,10 @@ fn check_reply(op: &OperationRuntime, reply: &Reply) -> Result<(), ApiError> {
     let Some(documented) = documented else {
         return Err(bad(format!("status {code} is not documented")));
     };
-    match (&documented.validator, &reply.body) {
+    let body = reply
+        .body_value()
+        .map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    match (&documented.validator, &body) {
         (Some(validator), Some(body)) => {
             let violations = validator.violations(body);
             if !violations.is_empty() {
@@ -654,7 +656,7 @@ fn check_reply(op: &OperationRuntime, reply: &Reply) -> Result<(), ApiError> {
         (Some(_), None) => return Err(bad("the body is missing".into())),
         _ => {}
     }
-    if reply.status == StatusCode::NO_CONTENT && reply.body.is_some() {
+    if reply.status == StatusCode::NO_CONTENT && reply.has_body() {
         return Err(bad("204 with a body".into()));
     }
     Ok(())
