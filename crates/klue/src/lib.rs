@@ -19,6 +19,7 @@ mod builtins;
 pub mod client;
 mod coarse_timer;
 pub mod context;
+mod deadline;
 pub mod error;
 pub mod handler;
 pub mod json;

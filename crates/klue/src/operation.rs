@@ -245,14 +245,14 @@ async fn serve(
     };
     request.ctx = ctx.clone();
     let call = op.handler.call(request);
-    let guarded = tokio::time::timeout(
+    let guarded = crate::deadline::within(
         shared.config.request_timeout,
         AssertUnwindSafe(call).catch_unwind(),
     );
     let reply = match context::scope(ctx, guarded).await {
         Ok(Ok(result)) => result?,
         Ok(Err(panic)) => return Err(ApiError::internal(crate::panic::describe(panic))),
-        Err(_elapsed) => {
+        Err(crate::deadline::TimedOut) => {
             return Err(ApiError::new(
                 503,
                 codes::REQUEST_TIMEOUT,

@@ -15,28 +15,57 @@
 
 use serde::Serialize;
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
+use std::cell::RefCell;
 use std::io::{self, Write};
 
 /// The JSON of `value`, as `serde_json::to_vec(&serde_json::to_value(value)?)` writes it;
 /// `None` when the direct bytes would differ (a key repeated in an object) or serializing
 /// fails (the caller's `Value` path then reports the error).
 pub(crate) fn to_vec_as_value_would<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsValue::default());
-    value.serialize(&mut serializer).ok()?;
-    Some(out)
+    thread_local! {
+        /// Reused: allocating the key lists per answer was a third of the cost of a small one.
+        static SCRATCH: RefCell<Keys> = RefCell::default();
+    }
+    let write = |keys: &mut Keys| {
+        keys.clear();
+        let mut out = Vec::with_capacity(128);
+        let formatter = AsValue {
+            keys,
+            in_key: false,
+        };
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+        value.serialize(&mut serializer).ok().map(|()| out)
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut keys) => write(&mut keys),
+        // A `Serialize` that serializes a reply itself: not worth sharing.
+        Err(_) => write(&mut Keys::default()),
+    })
+}
+
+/// The keys of the objects being written.
+#[derive(Default)]
+struct Keys {
+    /// Their text, one after the other.
+    text: Vec<u8>,
+    /// Where each key starts in `text`.
+    starts: Vec<usize>,
+    /// For each object being written (innermost last), the index of its first key in
+    /// `starts`.
+    objects: Vec<usize>,
+}
+
+impl Keys {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.starts.clear();
+        self.objects.clear();
+    }
 }
 
 /// Compact JSON, `f32` written as `f64`, and an error on a key repeated within an object.
-#[derive(Default)]
-struct AsValue {
-    /// The text of the keys of the objects being written, one after the other.
-    keys: Vec<u8>,
-    /// Where each of those keys starts in `keys`.
-    key_starts: Vec<usize>,
-    /// For each object being written (innermost last), the index of its first key in
-    /// `key_starts`.
-    objects: Vec<usize>,
+struct AsValue<'a> {
+    keys: &'a mut Keys,
     in_key: bool,
 }
 
@@ -44,22 +73,23 @@ fn repeated_key() -> io::Error {
     io::Error::other("a key is repeated in an object")
 }
 
-impl Formatter for AsValue {
+impl Formatter for AsValue<'_> {
     fn write_f32<W: ?Sized + Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
         CompactFormatter.write_f64(writer, f64::from(value))
     }
 
     fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.objects.push(self.key_starts.len());
+        self.keys.objects.push(self.keys.starts.len());
         CompactFormatter.begin_object(writer)
     }
 
     fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        if let Some(first) = self.objects.pop() {
-            if let Some(&start) = self.key_starts.get(first) {
-                self.keys.truncate(start);
+        let keys = &mut *self.keys;
+        if let Some(first) = keys.objects.pop() {
+            if let Some(&start) = keys.starts.get(first) {
+                keys.text.truncate(start);
             }
-            self.key_starts.truncate(first);
+            keys.starts.truncate(first);
         }
         CompactFormatter.end_object(writer)
     }
@@ -70,7 +100,7 @@ impl Formatter for AsValue {
         first: bool,
     ) -> io::Result<()> {
         self.in_key = true;
-        self.key_starts.push(self.keys.len());
+        self.keys.starts.push(self.keys.text.len());
         CompactFormatter.begin_object_key(writer, first)
     }
 
@@ -78,13 +108,14 @@ impl Formatter for AsValue {
         self.in_key = false;
         // A key written other than as string fragments (a number key) records no text: two
         // of them look alike, which errs on the safe side (the `Value` path is taken).
-        let first = self.objects.last().copied().unwrap_or(0);
-        if let Some((&this, earlier)) = self.key_starts.split_last() {
-            let key = self.keys.get(this..).unwrap_or_default();
+        let keys = &*self.keys;
+        let first = keys.objects.last().copied().unwrap_or(0);
+        if let Some((&this, earlier)) = keys.starts.split_last() {
+            let key = keys.text.get(this..).unwrap_or_default();
             let mut starts = earlier.iter().skip(first).peekable();
             while let Some(&start) = starts.next() {
                 let end = starts.peek().map_or(this, |&&next| next);
-                if self.keys.get(start..end) == Some(key) {
+                if keys.text.get(start..end) == Some(key) {
                     return Err(repeated_key());
                 }
             }
@@ -98,7 +129,7 @@ impl Formatter for AsValue {
         fragment: &str,
     ) -> io::Result<()> {
         if self.in_key {
-            self.keys.extend_from_slice(fragment.as_bytes());
+            self.keys.text.extend_from_slice(fragment.as_bytes());
         }
         writer.write_all(fragment.as_bytes())
     }
@@ -110,7 +141,7 @@ impl Formatter for AsValue {
     ) -> io::Result<()> {
         if self.in_key {
             // The character the escape stands for: keys compare by their text.
-            self.keys.push(match &char_escape {
+            self.keys.text.push(match &char_escape {
                 CharEscape::Quote => b'"',
                 CharEscape::ReverseSolidus => b'\\',
                 CharEscape::Solidus => b'/',
