@@ -154,9 +154,10 @@ fn vary_like_compression<B: axum::body::HttpBody>(
     predicate: &DefaultPredicate,
     response: &mut Response<B>,
 ) {
-    let would_compress = !response.headers().contains_key(header::CONTENT_ENCODING)
-        && !response.headers().contains_key(header::CONTENT_RANGE)
-        && predicate.should_compress(response);
+    // The predicate first: it refuses small answers from their size alone.
+    let would_compress = predicate.should_compress(response)
+        && !response.headers().contains_key(header::CONTENT_ENCODING)
+        && !response.headers().contains_key(header::CONTENT_RANGE);
     if would_compress
         && !response.headers().get_all(header::VARY).iter().any(|v| {
             contains_ignore_ascii_case(v.as_bytes(), header::ACCEPT_ENCODING.as_str().as_bytes())

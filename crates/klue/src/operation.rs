@@ -304,14 +304,17 @@ async fn read_parameters(
         .filter(|_| wants(ParamLocation::Query))
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let cookies: Vec<(String, String)> = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter(|_| wants(ParamLocation::Cookie))
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(params::parse_cookies)
-        .collect();
+    let cookies: Vec<(String, String)> = if wants(ParamLocation::Cookie) {
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(params::parse_cookies)
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     for p in &op.params {
         let raw: Vec<&str> = match p.location {

@@ -7,6 +7,7 @@
 use super::failure::{self, AuthError};
 use http::header;
 use percent_encoding::percent_decode_str;
+use std::borrow::Cow;
 
 /// The name of the cookie klue-microservice web clients keep the token in.
 pub const TOKEN_COOKIE: &str = "token";
@@ -16,37 +17,47 @@ pub const TOKEN_COOKIE: &str = "token";
 /// An empty `Authorization` header counts as absent (klue-microservice then looks at the
 /// cookie too). The scheme is matched case-insensitively.
 pub fn bearer_token(parts: &http::request::Parts) -> Result<String, AuthError> {
+    bearer_token_of(parts).map(Cow::into_owned)
+}
+
+/// [`bearer_token`], borrowed from the request when it can be (the usual header case).
+pub(crate) fn bearer_token_of(parts: &http::request::Parts) -> Result<Cow<'_, str>, AuthError> {
     let from_header = parts
         .headers
         .get(header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .filter(|v| !v.trim().is_empty());
     if let Some(value) = from_header {
-        return parse_credentials(&value, false);
+        return match value {
+            Cow::Borrowed(value) => parse_credentials(value, false).map(Cow::Borrowed),
+            Cow::Owned(value) => parse_credentials(&value, false).map(|t| Cow::Owned(t.into())),
+        };
     }
     match token_cookie(&parts.headers) {
-        Some(value) if !value.trim().is_empty() => parse_credentials(&value, true),
+        Some(value) if !value.trim().is_empty() => {
+            parse_credentials(&value, true).map(|t| Cow::Owned(t.into()))
+        }
         _ => Err(failure::missing()),
     }
 }
 
 /// Splits `Bearer <token>` like klue-microservice (`str.split()` on whitespace). A cookie may
 /// also hold the bare token.
-fn parse_credentials(value: &str, from_cookie: bool) -> Result<String, AuthError> {
-    let words: Vec<&str> = value.split_whitespace().collect();
-    let Some(scheme) = words.first() else {
+fn parse_credentials(value: &str, from_cookie: bool) -> Result<&str, AuthError> {
+    let mut words = value.split_whitespace();
+    let Some(scheme) = words.next() else {
         return Err(failure::missing());
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        if from_cookie && words.len() == 1 {
-            return Ok((*scheme).to_owned());
+        if from_cookie && words.next().is_none() {
+            return Ok(scheme);
         }
         return Err(failure::not_bearer());
     }
-    match words.as_slice() {
-        [_] => Err(failure::invalid("Token not found in Authorization header")),
-        [_, token] => Ok((*token).to_owned()),
-        _ => Err(failure::invalid(
+    match (words.next(), words.next()) {
+        (None, _) => Err(failure::invalid("Token not found in Authorization header")),
+        (Some(token), None) => Ok(token),
+        (Some(_), Some(_)) => Err(failure::invalid(
             "Authorization header must be Bearer + \\s + token",
         )),
     }

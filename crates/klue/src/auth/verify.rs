@@ -297,7 +297,7 @@ impl Authenticator for JwtAuthenticator {
         parts: &'a http::request::Parts,
     ) -> BoxFuture<'a, Result<Authenticated, ApiError>> {
         Box::pin(async move {
-            let token = extract::bearer_token(parts)?;
+            let token = extract::bearer_token_of(parts)?;
             let verified = self.verify_shared(&token).await?;
             Ok(Authenticated {
                 claims: verified.claims,
