@@ -230,25 +230,13 @@ fn push_u64(out: &mut String, value: u64) {
     out.push_str(itoa::Buffer::new().format(value));
 }
 
-/// A float as serde_json writes it: its own shortest round-trip formatting, and `null` for
+/// A float as serde_json writes it (its `zmij` shortest round-trip form), and `null` for
 /// NaN and the infinities.
 fn push_f64(out: &mut String, value: f64) {
-    if !value.is_finite() {
+    if value.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(value));
+    } else {
         out.push_str("null");
-        return;
-    }
-    let mut buffer = [0u8; 32];
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let written = serde_json::ser::Formatter::write_f64(
-        &mut serde_json::ser::CompactFormatter,
-        &mut cursor,
-        value,
-    );
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    match (written, buffer.get(..len).map(std::str::from_utf8)) {
-        (Ok(()), Some(Ok(text))) => out.push_str(text),
-        // Not reachable (a finite f64 is at most 24 ASCII bytes); still valid JSON.
-        _ => out.push_str("null"),
     }
 }
 

@@ -278,10 +278,7 @@ async fn read_parameters(
     }
     let path_params = if op.has_path_params {
         match RawPathParams::from_request_parts(parts, &()).await {
-            Ok(raw) => raw
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            Ok(raw) => Some(raw),
             Err(rejection) => {
                 return Err(ApiError::invalid(
                     format!("Invalid path: {rejection}"),
@@ -295,7 +292,7 @@ async fn read_parameters(
             }
         }
     } else {
-        Vec::new()
+        None
     };
     let wants = |location: ParamLocation| op.params.iter().any(|p| p.location == location);
     let query: Vec<(String, String)> = parts
@@ -320,8 +317,9 @@ async fn read_parameters(
         let raw: Vec<&str> = match p.location {
             ParamLocation::Path => path_params
                 .iter()
+                .flat_map(RawPathParams::iter)
                 .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v.as_str())
+                .map(|(_, v)| v)
                 .collect(),
             ParamLocation::Query => query
                 .iter()
