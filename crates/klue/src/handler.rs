@@ -59,12 +59,12 @@ impl Reply {
     }
 
     /// A JSON answer whose body is already serialized (`json` must be valid JSON).
-    pub(crate) fn serialized(status: StatusCode, json: Vec<u8>) -> Self {
+    pub(crate) fn serialized(status: StatusCode, json: impl Into<bytes::Bytes>) -> Self {
         Reply {
             status,
             body: None,
             headers: HeaderMap::new(),
-            serialized: Some(bytes::Bytes::from(json)),
+            serialized: Some(json.into()),
         }
     }
 

@@ -84,14 +84,15 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Logs the request line: `info` level, target [`REQUEST_TARGET`], message `request`.
-pub(crate) fn log_request(line: &RequestLine<'_>) {
+/// Logs the request line: `info` level, target [`REQUEST_TARGET`], message `request`, at
+/// `now` (the tracing path, without a direct sink, reads the clock itself).
+pub(crate) fn log_request(now: std::time::SystemTime, line: &RequestLine<'_>) {
     if let Some(sink) = DIRECT.get() {
         // The filter (`RUST_LOG`) still decides, as it would for the event.
         if tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
             LINE.with_borrow_mut(|text| {
                 text.clear();
-                write_request_line(text, std::time::SystemTime::now(), line);
+                write_request_line(text, now, line);
                 sink.append(text.as_bytes());
             });
         }
@@ -572,7 +573,11 @@ mod tests {
             },
         ];
         // No direct sink in unit tests: `log_request` goes through tracing.
-        let (stock, _) = both(|| lines.iter().for_each(log_request));
+        let (stock, _) = both(|| {
+            lines
+                .iter()
+                .for_each(|line| log_request(std::time::SystemTime::now(), line));
+        });
         let mut direct = String::new();
         for line in &lines {
             let mut text = String::new();

@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::SystemTime;
 
 /// The request id of a request, in its extensions.
 #[derive(Debug, Clone)]
@@ -55,7 +55,9 @@ pub(crate) async fn request_id_and_log(mut request: Request, next: Next) -> Resp
 
 /// What the request line of the log needs from the request, kept while it is served.
 pub(crate) struct Started {
-    at: Instant,
+    /// Wall-clock time, so that the log line's timestamp and latency come from one clock read
+    /// at the end (a clock step during the request skews that one latency).
+    at: SystemTime,
     request_id: Arc<str>,
     method: http::Method,
     /// The URI (reference-counted) rather than a copy of its path.
@@ -64,7 +66,7 @@ pub(crate) struct Started {
 
 /// The request half: the request id (taken or generated) into the extensions.
 pub(crate) fn begin<B>(request: &mut http::Request<B>) -> Started {
-    let at = Instant::now();
+    let at = SystemTime::now();
     let request_id = accept_request_id(request.headers().get(X_REQUEST_ID_NAME));
     request
         .extensions_mut()
@@ -90,15 +92,19 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
         response.headers_mut().insert(X_REQUEST_ID_NAME, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = at.elapsed().as_secs_f64() * 1000.0;
+    let now = SystemTime::now();
+    let latency_ms = now.duration_since(at).unwrap_or_default().as_secs_f64() * 1000.0;
     let error = response.extensions().get::<ErrorAnswered>();
-    crate::logfmt::log_request(&crate::logfmt::RequestLine {
-        method: method.as_str(),
-        path,
-        status,
-        latency_ms,
-        request_id: &request_id,
-        error: error.map(|e| (&*e.code, &*e.error_id)),
-    });
+    crate::logfmt::log_request(
+        now,
+        &crate::logfmt::RequestLine {
+            method: method.as_str(),
+            path,
+            status,
+            latency_ms,
+            request_id: &request_id,
+            error: error.map(|e| (&*e.code, &*e.error_id)),
+        },
+    );
     response
 }

@@ -597,9 +597,11 @@ fn reply_response(
         None => Response::new(Body::empty()),
     };
     *response.status_mut() = reply.status;
-    for (name, value) in reply.headers {
-        if let Some(name) = name {
-            response.headers_mut().insert(name, value);
+    if !reply.headers.is_empty() {
+        for (name, value) in reply.headers {
+            if let Some(name) = name {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
     Ok(response)
