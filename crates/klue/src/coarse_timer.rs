@@ -3,7 +3,7 @@
 //!
 //! hyper arms that timeout for every request head it waits for: with tokio's timer, each
 //! request allocated a sleep, registered it in tokio's timer wheel and removed it again,
-//! about 4 % of the throughput of `GET /ping` (docs/benchmarks.md). Here a sleep that is
+//! 3-4 % of the throughput of `GET /ping` (docs/benchmarks.md). Here a sleep that is
 //! waited on takes a slot in a table (a mutex per shard, one shard per thread that uses it
 //! most of the time) and gives it back when dropped, and one task scans the table every
 //! [`TICK`] and wakes the sleeps whose deadline has passed. A timeout therefore fires up to a

@@ -6,6 +6,10 @@
 //! `GET /ping` (callgrind; see docs/benchmarks.md). This writer handles exactly the events
 //! whose layout it knows (the `klue::request` line, outside any span) and hands every other
 //! event to the stock formatter, so nothing else changes. The unit tests compare both outputs.
+//!
+//! With the service's JSON logging on, [`log_request`] goes further: it writes the line
+//! straight into the log sink, without a tracing event at all (still subject to the
+//! `RUST_LOG` filter), which also skips tracing's dispatch and field visitors.
 
 use crate::logsink::LogSink;
 use std::cell::RefCell;

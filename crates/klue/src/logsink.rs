@@ -4,7 +4,7 @@
 //! Why not `tracing_appender::non_blocking`: its channel wakes the writer thread for nearly
 //! every line under load (the writer drains the queue, parks, and the next line unparks it).
 //! On a 2-core machine that was a futex wake and a context switch every few requests, and
-//! about a tenth of the service's throughput on `GET /ping` (see docs/benchmarks.md). Here a
+//! about 6 % of the service's throughput on `GET /ping` (see docs/benchmarks.md). Here a
 //! line is appended under a mutex and nobody is woken while the flusher is busy or pausing:
 //!
 //! - when the log was idle, the first line wakes the flusher, which writes it at once (an
