@@ -150,11 +150,145 @@ pub async fn serve(
 }
 
 /// [`serve`] for any hyper service; `service` makes the one of each connection.
+///
+/// Connections are served thread-per-core: one single-threaded runtime per available CPU,
+/// each connection handed to the next one in turn, and served there to its end. With the
+/// work-stealing runtime, the tasks of connections moved between the worker threads with
+/// every preemption (wrk or anything else on the machine waking up), and their memory was
+/// then freed from the other thread, their locks taken from both: `GET /v1/hello` ran about
+/// 10 % faster this way (docs/benchmarks.md). A handler that computes for long holds up the
+/// other connections of its thread, as with any thread-per-core server: such work belongs in
+/// `tokio::task::spawn_blocking` (and `block_in_place`, which needs the work-stealing
+/// runtime, panics there).
 async fn serve_connections<S, B>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
     service: impl Fn() -> S,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let workers: Vec<Worker<S>> = (0..count).map(|_| Worker::start(&options)).collect();
+    let mut next = 0;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted.and_then(|(stream, _peer)| stream.into_std()) {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if let Some(worker) = workers.get(next % workers.len().max(1)) {
+                    worker.serve(stream, service());
+                }
+                next = next.wrapping_add(1);
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    // Each worker drains its connections (up to `options.drain`) once its queue is closed.
+    let draining: Vec<_> = workers.into_iter().map(Worker::close).collect();
+    let mut all_finished = true;
+    for finished in draining {
+        all_finished &= finished.await.unwrap_or(false);
+    }
+    if all_finished {
+        tracing::info!("all requests finished");
+    } else {
+        tracing::warn!(drain = ?options.drain, "drain time over; closing the remaining connections");
+    }
+}
+
+/// One thread with its own single-threaded runtime, serving the connections sent to it.
+struct Worker<S> {
+    connections: tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, S)>,
+    /// Whether the worker's connections all finished within the drain time.
+    finished: tokio::sync::oneshot::Receiver<bool>,
+}
+
+impl<S, B> Worker<S>
+where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// A worker thread; if the system refuses a thread or a runtime, a task on the current
+    /// runtime instead (the same serving, without the thread).
+    fn start(options: &ServeOptions) -> Worker<S> {
+        let (connections, queue) = tokio::sync::mpsc::unbounded_channel();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let serving = serve_queue(queue, options.clone(), done);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let spare = match runtime {
+            Ok(runtime) => std::thread::Builder::new()
+                .name("klue-worker".into())
+                .spawn(move || runtime.block_on(serving))
+                .err(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot make a worker runtime; serving on the main one");
+                tokio::spawn(serving);
+                None
+            }
+        };
+        if let Some(error) = spare {
+            tracing::warn!(%error, "cannot start a worker thread; serving on the main runtime");
+            // The closure (and its future) went with the failed spawn: start another one.
+            let (connections, queue) = tokio::sync::mpsc::unbounded_channel();
+            let (done, finished) = tokio::sync::oneshot::channel();
+            tokio::spawn(serve_queue(queue, options.clone(), done));
+            return Worker {
+                connections,
+                finished,
+            };
+        }
+        Worker {
+            connections,
+            finished,
+        }
+    }
+
+    fn serve(&self, stream: std::net::TcpStream, service: S) {
+        // A worker only stops after its queue is closed, so the send cannot fail while this
+        // worker is in use; if its thread died, the connection is dropped (closed).
+        let _ = self.connections.send((stream, service));
+    }
+
+    /// Closes the queue: the worker drains its connections, then says whether they all
+    /// finished in time.
+    fn close(self) -> tokio::sync::oneshot::Receiver<bool> {
+        drop(self.connections);
+        self.finished
+    }
+}
+
+/// Serves the connections of a worker's queue until it is closed, then drains them.
+async fn serve_queue<S, B>(
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, S)>,
+    options: ServeOptions,
+    done: tokio::sync::oneshot::Sender<bool>,
 ) where
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
@@ -177,38 +311,30 @@ async fn serve_connections<S, B>(
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(8192));
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service()).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(error = %error, "connection ended with an error");
-                    }
-                });
+    while let Some((stream, service)) = queue.recv().await {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot register a connection");
+                continue;
             }
-            () = &mut shutdown => break,
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
     }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all requests finished"),
-        () = tokio::time::sleep(options.drain) => {
-            tracing::warn!(drain = ?options.drain, "drain time over; closing the remaining connections");
-        }
-    }
+    let finished = tokio::select! {
+        () = graceful.shutdown() => true,
+        () = tokio::time::sleep(options.drain) => false,
+    };
+    let _ = done.send(finished);
 }
 
 /// The whole life of a service binary: parse the command line, log, load the specs (the
