@@ -13,6 +13,10 @@
 //! ```ignore
 //! klue::server::run_service(specs, |b| b.serve("helloworld", handlers)).await
 //! ```
+//!
+//! [`server`] serves thread-per-core: each connection lives on one of a single-threaded
+//! runtime per CPU. Handlers that compute for long should use `tokio::task::spawn_blocking`;
+//! `block_in_place` is not available to them.
 
 pub mod auth;
 mod builtins;
