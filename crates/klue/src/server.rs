@@ -177,7 +177,12 @@ async fn serve_connections<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let count = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let workers: Vec<Worker<S>> = (0..count).map(|_| Worker::start(&options)).collect();
+    let mut workers: Vec<Worker<S>> = (0..count)
+        .filter_map(|_| Worker::on_own_thread(&options))
+        .collect();
+    if workers.is_empty() {
+        workers.push(Worker::on_this_runtime(&options));
+    }
     let mut next = 0;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -192,7 +197,7 @@ async fn serve_connections<S, B>(
                         continue;
                     }
                 };
-                if let Some(worker) = workers.get(next % workers.len().max(1)) {
+                if let Some(worker) = workers.get(next % workers.len()) {
                     worker.serve(stream, service());
                 }
                 next = next.wrapping_add(1);
@@ -214,7 +219,8 @@ async fn serve_connections<S, B>(
     }
 }
 
-/// One thread with its own single-threaded runtime, serving the connections sent to it.
+/// A single-threaded runtime serving the connections sent to it (on its own thread, or as a
+/// task on the current runtime when the system refuses a thread).
 struct Worker<S> {
     connections: tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, S)>,
     /// Whether the worker's connections all finished within the drain time.
@@ -233,41 +239,41 @@ where
     B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// A worker thread; if the system refuses a thread or a runtime, a task on the current
-    /// runtime instead (the same serving, without the thread).
-    fn start(options: &ServeOptions) -> Worker<S> {
+    /// A worker and the future that serves its queue.
+    fn new(options: &ServeOptions) -> (Worker<S>, impl Future<Output = ()> + Send + 'static) {
         let (connections, queue) = tokio::sync::mpsc::unbounded_channel();
         let (done, finished) = tokio::sync::oneshot::channel();
-        let serving = serve_queue(queue, options.clone(), done);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        let spare = match runtime {
-            Ok(runtime) => std::thread::Builder::new()
-                .name("klue-worker".into())
-                .spawn(move || runtime.block_on(serving))
-                .err(),
-            Err(error) => {
-                tracing::warn!(%error, "cannot make a worker runtime; serving on the main one");
-                tokio::spawn(serving);
-                None
-            }
-        };
-        if let Some(error) = spare {
-            tracing::warn!(%error, "cannot start a worker thread; serving on the main runtime");
-            // The closure (and its future) went with the failed spawn: start another one.
-            let (connections, queue) = tokio::sync::mpsc::unbounded_channel();
-            let (done, finished) = tokio::sync::oneshot::channel();
-            tokio::spawn(serve_queue(queue, options.clone(), done));
-            return Worker {
+        let serving = Self::serve_queue(queue, options.clone(), done);
+        (
+            Worker {
                 connections,
                 finished,
-            };
-        }
-        Worker {
-            connections,
-            finished,
-        }
+            },
+            serving,
+        )
+    }
+
+    /// A worker on a thread of its own, unless the system refuses the thread or its runtime.
+    fn on_own_thread(options: &ServeOptions) -> Option<Worker<S>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| tracing::warn!(%error, "cannot make a worker runtime"))
+            .ok()?;
+        let (worker, serving) = Self::new(options);
+        std::thread::Builder::new()
+            .name("klue-worker".into())
+            .spawn(move || runtime.block_on(serving))
+            .map_err(|error| tracing::warn!(%error, "cannot start a worker thread"))
+            .ok()?;
+        Some(worker)
+    }
+
+    /// A worker as a task of the current runtime.
+    fn on_this_runtime(options: &ServeOptions) -> Worker<S> {
+        let (worker, serving) = Self::new(options);
+        tokio::spawn(serving);
+        worker
     }
 
     fn serve(&self, stream: std::net::TcpStream, service: S) {
@@ -282,59 +288,49 @@ where
         drop(self.connections);
         self.finished
     }
-}
 
-/// Serves the connections of a worker's queue until it is closed, then drains them.
-async fn serve_queue<S, B>(
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, S)>,
-    options: ServeOptions,
-    done: tokio::sync::oneshot::Sender<bool>,
-) where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<B>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let timer = CoarseTimer::default();
-    // Dropped (so aborted) when this function returns.
-    let mut ticking = tokio::task::JoinSet::new();
-    ticking.spawn(timer.clone().run());
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(timer)
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(options.max_header_bytes.max(8192));
-    let graceful = GracefulShutdown::new();
-    while let Some((stream, service)) = queue.recv().await {
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "cannot register a connection");
-                continue;
-            }
+    /// Serves the connections of the queue until it is closed, then drains them.
+    async fn serve_queue(
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, S)>,
+        options: ServeOptions,
+        done: tokio::sync::oneshot::Sender<bool>,
+    ) {
+        let timer = CoarseTimer::default();
+        // Dropped (so aborted) when this function returns.
+        let mut ticking = tokio::task::JoinSet::new();
+        ticking.spawn(timer.clone().run());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(timer)
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(options.max_header_bytes.max(8192));
+        let graceful = GracefulShutdown::new();
+        while let Some((stream, service)) = queue.recv().await {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot register a connection");
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+            });
+        }
+        let finished = tokio::select! {
+            () = graceful.shutdown() => true,
+            () = tokio::time::sleep(options.drain) => false,
         };
-        let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
-        });
+        let _ = done.send(finished);
     }
-    let finished = tokio::select! {
-        () = graceful.shutdown() => true,
-        () = tokio::time::sleep(options.drain) => false,
-    };
-    let _ = done.send(finished);
 }
 
 /// The whole life of a service binary: parse the command line, log, load the specs (the
