@@ -137,12 +137,15 @@ fn not_found(what: &str, request_id: &RequestId) -> Response {
 
 /// `/openapi/{file}`, `/docs` and `/docs/{asset}`. Only known names are served: nothing is
 /// read from disk, so there is no path to traverse.
+/// The paths of [`document_routes`].
+pub(crate) const DOCUMENT_PATHS: [&str; 3] = ["/openapi/{file}", "/docs", "/docs/{asset}"];
+
 pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
     let files = Arc::clone(&docs);
     let page = docs.docs_page.clone();
     Router::new()
         .route(
-            "/openapi/{file}",
+            DOCUMENT_PATHS[0],
             get(
                 move |file: Result<Path<String>, PathRejection>,
                       Extension(request_id): Extension<RequestId>| {
@@ -160,12 +163,12 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
             .fallback(method_not_allowed),
         )
         .route(
-            "/docs",
+            DOCUMENT_PATHS[1],
             get(move || async move { asset("text/html; charset=utf-8", page) })
                 .fallback(method_not_allowed),
         )
         .route(
-            "/docs/{asset}",
+            DOCUMENT_PATHS[2],
             get(
                 |name: Result<Path<String>, PathRejection>,
                  Extension(request_id): Extension<RequestId>| async move {

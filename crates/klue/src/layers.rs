@@ -14,6 +14,9 @@
 //!   layers makes visible.
 
 use crate::error::{ApiError, codes};
+use crate::middleware::RequestId;
+use crate::operation::OperationRuntime;
+use crate::routes::OperationRoutes;
 use crate::runtime::Shared;
 use axum::Router;
 use axum::body::Body;
@@ -169,31 +172,99 @@ fn vary_like_compression<B: axum::body::HttpBody>(
     }
 }
 
+/// The router with klue's own routing of operations in front ([`crate::routes`]): what
+/// [`Front`] runs behind its layers.
+#[derive(Clone)]
+struct Routing {
+    router: Router,
+    operations: Option<Arc<OperationRoutes>>,
+    shared: Arc<Shared>,
+}
+
+impl Routing {
+    /// Answers `request`, whose request id is `request_id`.
+    async fn route(&self, mut request: Request<Body>, request_id: Arc<str>) -> Response<Body> {
+        let found = self
+            .operations
+            .as_deref()
+            .and_then(|routes| routes.find(request.method(), request.uri().path()));
+        if let Some((op, path)) = found {
+            return crate::operation::dispatch_captured(
+                op,
+                &self.shared,
+                request,
+                request_id,
+                path,
+            )
+            .await;
+        }
+        if request.extensions().get::<RequestId>().is_none() {
+            request.extensions_mut().insert(RequestId(request_id));
+        }
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// [`Routing`] as a tower service, under the compression layer (the request id from the
+/// extensions, where [`Front::call`] put it).
+impl tower::Service<Request<Body>> for Routing {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let request_id = crate::middleware::request_id_of(&request);
+        let routing = self.clone();
+        Box::pin(async move { Ok(routing.route(request, request_id).await) })
+    }
+}
+
 /// The service the server runs: the router behind the layers, without axum's per-route
 /// layering (see the module documentation).
 pub(crate) struct Front {
     /// [`apply`]'s router: for `HEAD`, `OPTIONS` and `CONNECT`, and when the CORS headers could
     /// not be captured.
     layered: Router,
-    /// The router, for requests without `Accept-Encoding` (panics caught by [`Front::call`]).
-    plain: Router,
+    /// The routing, for requests without `Accept-Encoding` (panics caught by [`Front::call`]).
+    plain: Routing,
     panic_answer: PanicAnswer,
     /// The same behind the compression layer, for requests with `Accept-Encoding`.
-    compressed: Compression<CatchPanic<Router, PanicAnswer>>,
+    compressed: Compression<CatchPanic<Routing, PanicAnswer>>,
     cors: Option<CorsHeaders>,
     predicate: DefaultPredicate,
 }
 
 impl Front {
-    /// `router` without layers; `shared` for the panic answer.
-    pub(crate) fn new(router: Router, shared: Arc<Shared>) -> Front {
+    /// `router` without layers, `operations` (the router's operations, routed by [`Front`]
+    /// itself), `shared` for the operations and the panic answer.
+    pub(crate) fn new(
+        router: Router,
+        operations: &[Arc<OperationRuntime>],
+        shared: Arc<Shared>,
+    ) -> Front {
         let layered = apply(router.clone(), Arc::clone(&shared));
-        let panic_answer = PanicAnswer(shared);
+        let panic_answer = PanicAnswer(Arc::clone(&shared));
+        let plain = Routing {
+            router,
+            operations: OperationRoutes::new(operations, &crate::builtins::DOCUMENT_PATHS)
+                .map(Arc::new),
+            shared,
+        };
         let compressed = compression_layer()
-            .layer(CatchPanicLayer::custom(panic_answer.clone()).layer(router.clone()));
+            .layer(CatchPanicLayer::custom(panic_answer.clone()).layer(plain.clone()));
         Front {
             layered,
-            plain: router,
+            plain,
             panic_answer,
             compressed,
             cors: CorsHeaders::capture(),
@@ -218,20 +289,21 @@ impl Front {
                 Err(never) => match never {},
             };
         };
-        let started = crate::middleware::begin(&mut request);
+        let started = crate::middleware::begin(&request);
         let mut response = if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            started.record_in(&mut request);
             match self.compressed.clone().oneshot(request).await {
                 Ok(response) => response.map(Body::new),
                 Err(never) => match never {},
             }
         } else {
             // What `CatchPanic` does, without boxing the body a second time.
-            let routed = AssertUnwindSafe(self.plain.clone().oneshot(request))
-                .catch_unwind()
-                .await;
+            let routed =
+                AssertUnwindSafe(self.plain.route(request, Arc::clone(started.request_id())))
+                    .catch_unwind()
+                    .await;
             let mut response = match routed {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
+                Ok(response) => response,
                 Err(panic) => self.panic_answer.clone().response_for_panic(panic),
             };
             vary_like_compression(&self.predicate, &mut response);
@@ -314,6 +386,25 @@ paths:
       operationId: boom
       responses:
         '200': {description: never}
+  /items/{id}/tags/{tag}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: integer, maximum: 99}}
+      - {name: tag, in: path, required: true, schema: {type: string, maxLength: 8}}
+    get:
+      operationId: item_tag
+      responses:
+        '200': {description: ok}
+    delete:
+      operationId: drop_tag
+      responses:
+        '204': {description: gone}
+  /{page}:
+    get:
+      operationId: page
+      parameters:
+        - {name: page, in: path, required: true, schema: {type: string}}
+      responses:
+        '200': {description: ok}
 "#;
 
     fn service() -> crate::Service {
@@ -350,6 +441,21 @@ paths:
                     r.body.unwrap_or_default(),
                 ))
             })
+            .with("item_tag", |r: KlueRequest| async move {
+                Ok(Reply::json(
+                    http::StatusCode::OK,
+                    serde_json::Value::Object(r.path),
+                ))
+            })
+            .with("drop_tag", |_: KlueRequest| async {
+                Ok(Reply::empty(http::StatusCode::NO_CONTENT))
+            })
+            .with("page", |r: KlueRequest| async move {
+                Ok(Reply::json(
+                    http::StatusCode::OK,
+                    serde_json::Value::Object(r.path),
+                ))
+            })
             .with("boom", |_: KlueRequest| async {
                 if std::hint::black_box(true) {
                     panic!("boom");
@@ -370,9 +476,12 @@ paths:
         response: Response<Body>,
     ) -> (u16, Vec<(String, String)>, Option<u64>, Vec<u8>) {
         let status = response.status().as_u16();
+        // `content-length` is left out: axum's routes add it, the server's own routing leaves
+        // it to hyper, which writes it from the body's exact size (compared below).
         let mut headers: Vec<(String, String)> = response
             .headers()
             .iter()
+            .filter(|(k, _)| *k != header::CONTENT_LENGTH)
             .map(|(k, v)| {
                 (
                     k.to_string(),
@@ -478,6 +587,27 @@ paths:
             ("GET", "/openapi/none.json", vec![], ""),
             ("POST", "/openapi/t.json", vec![], ""),
             ("GET", "/docs", vec![], ""),
+            ("GET", "/items/7/tags/red", vec![], ""),
+            ("GET", "/items/7/tags/r%C3%A9d%20x", vec![], ""),
+            ("GET", "/items/7/tags/r%FFd", vec![], ""),
+            ("GET", "/items/%FF/tags/r%FFd", vec![], ""),
+            ("GET", "/items/700/tags/a-very-long-tag", vec![], ""),
+            (
+                "GET",
+                "/items/x/tags/red",
+                vec![("accept-encoding", "gzip")],
+                "",
+            ),
+            ("DELETE", "/items/7/tags/red", vec![], ""),
+            ("POST", "/items/7/tags/red", vec![], ""),
+            ("GET", "/items/7/tags/", vec![], ""),
+            ("GET", "/items/7/tags/red/", vec![], ""),
+            ("GET", "/hello%20there", vec![], ""),
+            ("GET", "/docs/", vec![], ""),
+            ("GET", "/openapi", vec![], ""),
+            ("GET", "/ping/", vec![], ""),
+            ("GET", "/", vec![], ""),
+            ("PATCH", "/small", vec![], ""),
             (
                 "GET",
                 "/docs/init.js",

@@ -35,6 +35,7 @@ mod operation;
 pub mod panic;
 pub mod params;
 pub mod reporter;
+mod routes;
 mod runtime;
 mod serialize;
 pub mod server;

@@ -48,7 +48,8 @@ pub(crate) fn request_line(request: &Request) -> String {
 }
 
 pub(crate) async fn request_id_and_log(mut request: Request, next: Next) -> Response {
-    let started = begin(&mut request);
+    let started = begin(&request);
+    started.record_in(&mut request);
     let response = next.run(request).await;
     finish(started, response)
 }
@@ -64,13 +65,25 @@ pub(crate) struct Started {
     uri: http::Uri,
 }
 
-/// The request half: the request id (taken or generated) into the extensions.
-pub(crate) fn begin<B>(request: &mut http::Request<B>) -> Started {
+impl Started {
+    /// The request id, for what is handed the request without going through axum.
+    pub(crate) fn request_id(&self) -> &Arc<str> {
+        &self.request_id
+    }
+
+    /// Puts the request id into the request's extensions, where axum's routes read it.
+    pub(crate) fn record_in<B>(&self, request: &mut http::Request<B>) {
+        request
+            .extensions_mut()
+            .insert(RequestId(Arc::clone(&self.request_id)));
+    }
+}
+
+/// The request half: the request id, taken or generated ([`Started::record_in`] puts it
+/// where axum's routes read it).
+pub(crate) fn begin<B>(request: &http::Request<B>) -> Started {
     let at = SystemTime::now();
     let request_id = accept_request_id(request.headers().get(X_REQUEST_ID_NAME));
-    request
-        .extensions_mut()
-        .insert(RequestId(Arc::clone(&request_id)));
     Started {
         at,
         request_id,

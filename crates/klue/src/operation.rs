@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use klue_spec::{Api, Operation, ParamLocation, ParamStyle, ResponseStatus, is_json_media_type};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -194,16 +195,37 @@ impl OperationRuntime {
     }
 }
 
-/// Serves one request for `op`. Never fails: every error becomes the JSON error answer.
+/// Where an operation's path parameters come from.
+pub(crate) enum PathParams {
+    /// axum's router routed the request: `RawPathParams` in its extensions.
+    Routed,
+    /// [`crate::routes`] matched it: each parameter's name and its span of the path, still
+    /// percent-encoded.
+    Captured(Vec<(Arc<str>, std::ops::Range<usize>)>),
+}
+
+/// Serves one request that axum's router routed to `op`. Never fails: every error becomes
+/// the JSON error answer.
 pub(crate) async fn dispatch(
     op: Arc<OperationRuntime>,
     shared: Arc<Shared>,
     request: axum::extract::Request,
 ) -> Response {
     let request_id = crate::middleware::request_id_of(&request);
+    dispatch_captured(&op, &shared, request, request_id, PathParams::Routed).await
+}
+
+/// Serves one request for `op`, its path parameters from `path`. Never fails.
+pub(crate) async fn dispatch_captured(
+    op: &OperationRuntime,
+    shared: &Shared,
+    request: axum::extract::Request,
+    request_id: Arc<str>,
+    path: PathParams,
+) -> Response {
     // Only an error needs the request line: keep the URI (a reference-counted clone).
     let uri = request.uri().clone();
-    match serve(&op, &shared, request, &request_id).await {
+    match serve(op, shared, request, &request_id, path).await {
         Ok(response) => response,
         Err(error) => {
             let request_line = format!("{} {}", op.method, uri.path());
@@ -217,6 +239,7 @@ async fn serve(
     shared: &Shared,
     request: axum::extract::Request,
     request_id: &Arc<str>,
+    path: PathParams,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
 
@@ -229,7 +252,7 @@ async fn serve(
 
     let mut request = Request::default();
     let mut errors = Vec::new();
-    read_parameters(op, &mut parts, &mut request, &mut errors).await?;
+    read_parameters(op, &mut parts, path, &mut request, &mut errors).await?;
     if let Some(spec) = &op.body {
         request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
     }
@@ -266,33 +289,66 @@ async fn serve(
     reply_response(op, shared, reply)
 }
 
+/// Path parameters by name, percent-decoded.
+type PathValues<'a> = Vec<(Arc<str>, Cow<'a, str>)>;
+
+/// The path parameters axum's router recorded, percent-decoded.
+async fn routed_path_values(
+    parts: &mut http::request::Parts,
+) -> Result<PathValues<'static>, ApiError> {
+    match RawPathParams::from_request_parts(parts, &()).await {
+        Ok(raw) => Ok(raw
+            .iter()
+            .map(|(k, v)| (Arc::from(k), Cow::Owned(v.to_owned())))
+            .collect()),
+        Err(rejection) => Err(invalid_path(rejection.to_string())),
+    }
+}
+
+/// The captured path parameters, percent-decoded. A value that does not decode to UTF-8 is
+/// refused as axum's `RawPathParams` refuses it.
+fn captured_path_values(
+    path: &str,
+    captures: Vec<(Arc<str>, std::ops::Range<usize>)>,
+) -> Result<PathValues<'_>, ApiError> {
+    let mut values = Vec::with_capacity(captures.len());
+    for (key, span) in captures {
+        let raw = path.get(span).unwrap_or_default();
+        match percent_encoding::percent_decode_str(raw).decode_utf8() {
+            Ok(value) => values.push((key, value)),
+            Err(_) => return Err(invalid_path(format!("Invalid UTF-8 in `{key}`"))),
+        }
+    }
+    Ok(values)
+}
+
+fn invalid_path(message: String) -> ApiError {
+    ApiError::invalid(
+        format!("Invalid path: {message}"),
+        vec![FieldError {
+            location: FieldLocation::Path,
+            name: None,
+            pointer: None,
+            message,
+        }],
+    )
+}
+
 /// Decodes, defaults and validates every declared parameter.
 async fn read_parameters(
     op: &OperationRuntime,
     parts: &mut http::request::Parts,
+    path: PathParams,
     request: &mut Request,
     errors: &mut Vec<FieldError>,
 ) -> Result<(), ApiError> {
     if op.params.is_empty() {
         return Ok(());
     }
-    let path_params = if op.has_path_params {
-        match RawPathParams::from_request_parts(parts, &()).await {
-            Ok(raw) => Some(raw),
-            Err(rejection) => {
-                return Err(ApiError::invalid(
-                    format!("Invalid path: {rejection}"),
-                    vec![FieldError {
-                        location: FieldLocation::Path,
-                        name: None,
-                        pointer: None,
-                        message: rejection.to_string(),
-                    }],
-                ));
-            }
-        }
-    } else {
-        None
+    let path_values = match path {
+        _ if !op.has_path_params => Vec::new(),
+        PathParams::Routed => routed_path_values(parts).await?,
+        PathParams::Captured(captures) => captured_path_values(parts.uri.path(), captures)?,
     };
     let wants = |location: ParamLocation| op.params.iter().any(|p| p.location == location);
     let query: Vec<(String, String)> = parts
@@ -315,11 +371,10 @@ async fn read_parameters(
 
     for p in &op.params {
         let raw: Vec<&str> = match p.location {
-            ParamLocation::Path => path_params
+            ParamLocation::Path => path_values
                 .iter()
-                .flat_map(RawPathParams::iter)
-                .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v)
+                .filter(|(k, _)| **k == *p.name)
+                .map(|(_, v)| &**v)
                 .collect(),
             ParamLocation::Query => query
                 .iter()

@@ -287,7 +287,7 @@ impl ServiceBuilder {
         });
         let router = assemble(&operations, &shared, docs.map(Arc::new))?;
         Ok(Service {
-            front: Arc::new(crate::layers::Front::new(router, shared)),
+            front: Arc::new(crate::layers::Front::new(router, &operations, shared)),
             operations: operations.len(),
             served: served_apis.into_iter().map(|a| a.name).collect(),
         })
