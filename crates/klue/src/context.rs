@@ -58,8 +58,11 @@ tokio::task_local! {
 
 /// Runs `fut` with `ctx` as the current request context (what generated clients read to
 /// propagate `X-Request-Id` and forward the token).
-pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+pub fn scope<F: std::future::Future>(
+    ctx: RequestContext,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<RequestContext, F> {
+    CURRENT.scope(ctx, fut)
 }
 
 /// The context of the request being handled on this task, if any.
