@@ -14,6 +14,10 @@
 //! klue::server::run_service(specs, |b| b.serve("helloworld", handlers)).await
 //! ```
 //!
+//! The server runs the same router with less work per request: it matches the operations
+//! itself (same templates, same `matchit` as axum) and leaves the rest (404, 405, documents)
+//! to the router; a test holds both to the same answers.
+//!
 //! [`server`] serves thread-per-core: each connection lives on one of a single-threaded
 //! runtime per CPU. Handlers that compute for long should use `tokio::task::spawn_blocking`;
 //! `block_in_place` is not available to them.
