@@ -75,12 +75,26 @@ pub(crate) struct RequestLine<'a> {
 /// Set by [`crate::server::init_tracing`] when the JSON format is on: request lines are
 /// written straight into it, skipping tracing's event dispatch and field visitors (about a
 /// sixth of a `GET /ping`'s instructions), byte for byte as [`FastJson`] would write them.
-static DIRECT: OnceLock<LogSink> = OnceLock::new();
+static DIRECT: OnceLock<Direct> = OnceLock::new();
+
+struct Direct {
+    sink: LogSink,
+    /// Whether the filter lets request lines through, when that cannot change (see
+    /// [`write_requests_directly`]); `None`: ask the filter for each line.
+    decided: Option<bool>,
+}
 
 /// Makes [`log_request`] write JSON request lines straight into `sink`. Only for the sink of
-/// the global subscriber, with [`FastJson`] as its format.
+/// the global subscriber, with [`FastJson`] as its format, once that subscriber is installed.
+///
+/// Whether request lines pass `RUST_LOG` is decided here, once: asking the filter costs about
+/// 100 instructions per request, and its answer for an event outside any span is fixed. A
+/// filter with span directives (`target[span]=level`) is still asked for each line.
 pub(crate) fn write_requests_directly(sink: LogSink) {
-    let _ = DIRECT.set(sink);
+    let span_directives = std::env::var("RUST_LOG").is_ok_and(|filter| filter.contains('['));
+    let decided =
+        (!span_directives).then(|| tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO));
+    let _ = DIRECT.set(Direct { sink, decided });
 }
 
 thread_local! {
@@ -91,13 +105,16 @@ thread_local! {
 /// Logs the request line: `info` level, target [`REQUEST_TARGET`], message `request`, at
 /// `now` (the tracing path, without a direct sink, reads the clock itself).
 pub(crate) fn log_request(now: std::time::SystemTime, line: &RequestLine<'_>) {
-    if let Some(sink) = DIRECT.get() {
+    if let Some(direct) = DIRECT.get() {
         // The filter (`RUST_LOG`) still decides, as it would for the event.
-        if tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+        let enabled = direct
+            .decided
+            .unwrap_or_else(|| tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO));
+        if enabled {
             LINE.with_borrow_mut(|text| {
                 text.clear();
                 write_request_line(text, now, line);
-                sink.append(text.as_bytes());
+                direct.sink.append(text.as_bytes());
             });
         }
         return;
@@ -416,7 +433,8 @@ fn write_second(out: &mut String, secs: i64) {
 
 /// Bytes known to be ASCII digits and punctuation.
 fn push_ascii(out: &mut String, bytes: &[u8]) {
-    out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+    // Byte by byte: checking a few known-ASCII bytes as UTF-8 cost more than pushing them.
+    out.extend(bytes.iter().map(|&b| char::from(b)));
 }
 
 /// Writes `value` into `slots` as zero-padded decimal digits (its low digits if too long).

@@ -6,6 +6,9 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,10 +21,20 @@ pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 /// [`X_REQUEST_ID`] as a header name (a `&str` name is parsed on every use).
 const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 
-/// A fresh request id: a v4 UUID, hyphenated, lower case.
+thread_local! {
+    /// Request ids must be unique, not unpredictable: a fast generator per thread, seeded
+    /// from the OS, instead of the cryptographic one behind `Uuid::new_v4` (a ChaCha block
+    /// every four ids, about 150 instructions per request).
+    static REQUEST_IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
+/// A fresh request id: a v4 UUID (random bits, version and variant set), hyphenated, lower
+/// case.
 fn fresh_request_id() -> Arc<str> {
+    let bits: u128 = REQUEST_IDS.with_borrow_mut(|rng| rng.random());
+    let id = uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid();
     let mut buffer = uuid::Uuid::encode_buffer();
-    Arc::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer))
+    Arc::from(&*id.hyphenated().encode_lower(&mut buffer))
 }
 
 /// A request id from the client is kept when it is short visible ASCII; otherwise a UUID.

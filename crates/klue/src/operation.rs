@@ -370,22 +370,33 @@ async fn read_parameters(
     };
 
     for p in &op.params {
-        let raw: Vec<&str> = match p.location {
-            ParamLocation::Path => path_values
-                .iter()
-                .filter(|(k, _)| **k == *p.name)
-                .map(|(_, v)| &**v)
-                .collect(),
-            ParamLocation::Query => query
-                .iter()
-                .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v.as_str())
-                .collect(),
-            ParamLocation::Cookie => cookies
-                .iter()
-                .filter(|(k, _)| *k == p.name)
-                .map(|(_, v)| v.as_str())
-                .collect(),
+        // A path parameter has one value: no vector for it.
+        let path_value: [&str; 1];
+        let raw: Vec<&str>;
+        let raw: &[&str] = match p.location {
+            ParamLocation::Path => match path_values.iter().find(|(k, _)| **k == *p.name) {
+                Some((_, value)) => {
+                    path_value = [&**value];
+                    &path_value
+                }
+                None => &[],
+            },
+            ParamLocation::Query => {
+                raw = query
+                    .iter()
+                    .filter(|(k, _)| *k == p.name)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                &raw
+            }
+            ParamLocation::Cookie => {
+                raw = cookies
+                    .iter()
+                    .filter(|(k, _)| *k == p.name)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                &raw
+            }
             ParamLocation::Header => match &p.header_name {
                 Some(name) => {
                     let mut values = Vec::new();
@@ -400,9 +411,10 @@ async fn read_parameters(
                             }),
                         }
                     }
-                    values
+                    raw = values;
+                    &raw
                 }
-                None => Vec::new(),
+                None => &[],
             },
         };
         let decoded = match (p.location, p.style, &p.kind) {
@@ -412,7 +424,7 @@ async fn read_parameters(
             (ParamLocation::Query, ParamStyle::Form, kind @ Kind::Object(_)) if p.explode => {
                 params::decode_exploded_object(&query, kind)
             }
-            (_, style, kind) => params::decode(&raw, kind, style, p.explode),
+            (_, style, kind) => params::decode(raw, kind, style, p.explode),
         };
         let repeatable =
             matches!(p.kind, Kind::Array(_)) && p.explode && p.location == ParamLocation::Query;
