@@ -19,7 +19,7 @@ pub struct RequestId(pub Arc<str>);
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 
 /// [`X_REQUEST_ID`] as a header name (a `&str` name is parsed on every use).
-const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+pub(crate) const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 
 thread_local! {
     /// Request ids must be unique, not unpredictable: a fast generator per thread, seeded

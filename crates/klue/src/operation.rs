@@ -212,24 +212,47 @@ pub(crate) async fn dispatch(
     request: axum::extract::Request,
 ) -> Response {
     let request_id = crate::middleware::request_id_of(&request);
-    dispatch_captured(&op, &shared, request, request_id, PathParams::Routed).await
+    let answer = dispatch_captured(&op, &shared, request, request_id, PathParams::Routed, None);
+    answer.await.response
+}
+
+/// An operation's answer, and whether its headers are complete.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    /// The answer started from the caller's `json_headers` and nothing was added to them:
+    /// the headers the caller would add are there already.
+    pub(crate) headers_complete: bool,
 }
 
 /// Serves one request for `op`, its path parameters from `path`. Never fails.
+///
+/// `json_headers`: what a JSON answer's headers are (`content-type` and the headers the
+/// caller adds to every answer), cloned in one go instead of inserted one by one. Only used
+/// for an answer with a JSON body and no headers of its own; [`Answer::headers_complete`]
+/// says whether it was.
 pub(crate) async fn dispatch_captured(
     op: &OperationRuntime,
     shared: &Shared,
     request: axum::extract::Request,
     request_id: Arc<str>,
     path: PathParams,
-) -> Response {
+    json_headers: Option<&http::HeaderMap>,
+) -> Answer {
     // Only an error needs the request line: keep the URI (a reference-counted clone).
     let uri = request.uri().clone();
-    match serve(op, shared, request, &request_id, path).await {
-        Ok(response) => response,
+    match serve(op, shared, request, &request_id, path, json_headers).await {
+        Ok(answer) => answer,
         Err(error) => {
             let request_line = format!("{} {}", op.method, uri.path());
-            shared.answer_error(error, &request_id, &request_line, Some(&op.operation_id))
+            Answer {
+                response: shared.answer_error(
+                    error,
+                    &request_id,
+                    &request_line,
+                    Some(&op.operation_id),
+                ),
+                headers_complete: false,
+            }
         }
     }
 }
@@ -240,7 +263,8 @@ async fn serve(
     request: axum::extract::Request,
     request_id: &Arc<str>,
     path: PathParams,
-) -> Result<Response, ApiError> {
+    json_headers: Option<&http::HeaderMap>,
+) -> Result<Answer, ApiError> {
     let (mut parts, body) = request.into_parts();
 
     // Auth first: an anonymous caller never learns what a valid request looks like.
@@ -286,7 +310,7 @@ async fn serve(
             ));
         }
     };
-    reply_response(op, shared, reply)
+    reply_response(op, shared, reply, json_headers)
 }
 
 /// Path parameters by name, percent-decoded.
@@ -648,17 +672,27 @@ fn reply_response(
     op: &OperationRuntime,
     shared: &Shared,
     reply: Reply,
-) -> Result<Response, ApiError> {
+    json_headers: Option<&http::HeaderMap>,
+) -> Result<Answer, ApiError> {
     if shared.config.validate_responses {
         check_reply(op, &reply)?;
     }
+    let mut headers_complete = false;
     let mut response = match reply.body_bytes().map_err(ApiError::internal)? {
         Some(bytes) => {
             let mut response = Response::new(Body::from(bytes));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            match json_headers.filter(|_| reply.headers.is_empty()) {
+                Some(headers) => {
+                    *response.headers_mut() = headers.clone();
+                    headers_complete = true;
+                }
+                None => {
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
+            }
             response
         }
         None => Response::new(Body::empty()),
@@ -671,7 +705,10 @@ fn reply_response(
             }
         }
     }
-    Ok(response)
+    Ok(Answer {
+        response,
+        headers_complete,
+    })
 }
 
 /// Response validation: the status must be documented and the body must match its schema.
