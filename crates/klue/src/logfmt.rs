@@ -66,7 +66,8 @@ pub(crate) struct RequestLine<'a> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
     pub(crate) status: u16,
-    pub(crate) latency_ms: f64,
+    /// Latency in microseconds; written as `latency_ms`, a float.
+    pub(crate) latency_us: u64,
     pub(crate) request_id: &'a str,
     /// The error code and error id of an error answer.
     pub(crate) error: Option<(&'a str, &'a str)>,
@@ -123,10 +124,11 @@ pub(crate) fn log_request(now: std::time::SystemTime, line: &RequestLine<'_>) {
         method,
         path,
         status,
-        latency_ms,
+        latency_us,
         request_id,
         error,
     } = *line;
+    let latency_ms = millis(latency_us);
     match error {
         Some((code, error_id)) => tracing::info!(
             target: REQUEST_TARGET,
@@ -153,7 +155,7 @@ fn write_request_line(out: &mut String, now: std::time::SystemTime, line: &Reque
     out.push_str(",\"status\":");
     push_u64(out, u64::from(line.status));
     out.push_str(",\"latency_ms\":");
-    push_f64(out, line.latency_ms);
+    push_millis(out, line.latency_us);
     out.push_str(",\"request_id\":");
     write_json_str(out, line.request_id);
     if let Some((code, error_id)) = line.error {
@@ -250,6 +252,34 @@ impl Visit for JsonVisitor<'_> {
 /// A number as serde_json writes it (`itoa`).
 fn push_u64(out: &mut String, value: u64) {
     out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// `micros` in milliseconds, as a float.
+fn millis(micros: u64) -> f64 {
+    // Exact below 2^53 µs (285 years).
+    micros as f64 / 1000.0
+}
+
+/// [`millis`] of `micros` as [`push_f64`] writes it, from the integer: the shortest form of
+/// the double nearest to a decimal with at most three fraction digits and twelve significant
+/// digits is that decimal (`1.5`, `0.048`, `2.0`). Larger values, which the float would write
+/// differently, go through [`push_f64`].
+fn push_millis(out: &mut String, micros: u64) {
+    if micros >= 1_000_000_000_000 {
+        return push_f64(out, millis(micros));
+    }
+    push_u64(out, micros / 1000);
+    out.push('.');
+    let fraction = u32::try_from(micros % 1000).unwrap_or(0);
+    let mut digits = *b"000";
+    put_digits(&mut digits, fraction);
+    let kept = match digits {
+        [b'0', b'0', b'0'] => 1,
+        [_, b'0', b'0'] => 1,
+        [_, _, b'0'] => 2,
+        _ => 3,
+    };
+    push_ascii(out, digits.get(..kept).unwrap_or(&digits));
 }
 
 /// A float as serde_json writes it (its `zmij` shortest round-trip form), and `null` for
@@ -559,13 +589,33 @@ mod tests {
     }
 
     #[test]
+    fn milliseconds_are_written_as_the_float_would_be() {
+        let samples = (0..200_000u64)
+            .chain((0..2_000).map(|i| i * 999_983))
+            .chain([
+                999_999_999_999,
+                999_999_999_990,
+                123_456_789_012,
+                1_000_000_000_000,
+                u64::MAX,
+            ]);
+        for micros in samples {
+            let mut direct = String::new();
+            push_millis(&mut direct, micros);
+            let mut float = String::new();
+            push_f64(&mut float, millis(micros));
+            assert_eq!(direct, float, "{micros} µs");
+        }
+    }
+
+    #[test]
     fn direct_request_lines_match_the_stock_json_format() {
         let lines = [
             RequestLine {
                 method: "GET",
                 path: "/ping",
                 status: 200,
-                latency_ms: 0.080_270_000_000_000_01,
+                latency_us: 80,
                 request_id: "7e185e74-436d-461b-b27c-d8eeee3b6390",
                 error: None,
             },
@@ -573,7 +623,7 @@ mod tests {
                 method: "POST",
                 path: "/v1/b\"o\\b\u{1}\u{7f}é\n\t/",
                 status: 500,
-                latency_ms: 1234.5,
+                latency_us: 1_234_500,
                 request_id: "x\"y",
                 error: Some(("UNHANDLED_SERVER_ERROR", "e1")),
             },
@@ -581,7 +631,7 @@ mod tests {
                 method: "PATCH",
                 path: "/",
                 status: 404,
-                latency_ms: 1e-7,
+                latency_us: 0,
                 request_id: "",
                 error: Some(("", "")),
             },
@@ -589,7 +639,7 @@ mod tests {
                 method: "GET",
                 path: "/x",
                 status: 200,
-                latency_ms: f64::NAN,
+                latency_us: 5_000_000_000_000,
                 request_id: "r",
                 error: None,
             },

@@ -119,7 +119,8 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
     }
     let status = response.status().as_u16();
     let now = SystemTime::now();
-    let latency_ms = now.duration_since(at).unwrap_or_default().as_secs_f64() * 1000.0;
+    let latency = now.duration_since(at).unwrap_or_default();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
     let error = response.extensions().get::<ErrorAnswered>();
     crate::logfmt::log_request(
         now,
@@ -127,7 +128,7 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
             method: method.as_str(),
             path,
             status,
-            latency_ms,
+            latency_us,
             request_id: &request_id,
             error: error.map(|e| (&*e.code, &*e.error_id)),
         },
