@@ -64,6 +64,16 @@ pub(crate) struct OperationRuntime {
     handler: Arc<dyn Handler>,
 }
 
+impl OperationRuntime {
+    /// How many parameters the operation declares in `location`.
+    fn params_in(&self, location: ParamLocation) -> usize {
+        self.params
+            .iter()
+            .filter(|p| p.location == location)
+            .count()
+    }
+}
+
 /// A problem compiling an operation's schemas.
 pub(crate) struct CompileError {
     pub(crate) pointer: String,
@@ -338,6 +348,11 @@ fn captured_path_values(
     let mut values = Vec::with_capacity(captures.len());
     for (key, span) in captures {
         let raw = path.get(span).unwrap_or_default();
+        if !raw.contains('%') {
+            // Nothing to decode, and already UTF-8.
+            values.push((key, Cow::Borrowed(raw)));
+            continue;
+        }
         match percent_encoding::percent_decode_str(raw).decode_utf8() {
             Ok(value) => values.push((key, value)),
             Err(_) => return Err(invalid_path(format!("Invalid UTF-8 in `{key}`"))),
@@ -495,6 +510,10 @@ async fn read_parameters(
             ParamLocation::Header => &mut request.headers,
             ParamLocation::Cookie => &mut request.cookies,
         };
+        if target.is_empty() {
+            // Sized once for the location's parameters, rather than grown insert by insert.
+            *target = Map::with_capacity(op.params_in(p.location));
+        }
         target.insert(p.name.clone(), value);
     }
     Ok(())
