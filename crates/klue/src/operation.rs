@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use klue_spec::{Api, Operation, ParamLocation, ParamStyle, ResponseStatus, is_json_media_type};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -205,13 +206,16 @@ impl OperationRuntime {
     }
 }
 
+/// The path parameters' names and spans, inline for the usual few.
+pub(crate) type PathSpans = SmallVec<[(Arc<str>, std::ops::Range<usize>); 2]>;
+
 /// Where an operation's path parameters come from.
 pub(crate) enum PathParams {
     /// axum's router routed the request: `RawPathParams` in its extensions.
     Routed,
     /// [`crate::routes`] matched it: each parameter's name and its span of the path, still
     /// percent-encoded.
-    Captured(Vec<(Arc<str>, std::ops::Range<usize>)>),
+    Captured(PathSpans),
 }
 
 /// Serves one request that axum's router routed to `op`. Never fails: every error becomes
@@ -324,12 +328,12 @@ async fn serve(
 }
 
 /// Path parameters by name, percent-decoded.
-type PathValues<'a> = Vec<(Arc<str>, Cow<'a, str>)>;
+type PathValues<'a> = SmallVec<[(Arc<str>, Cow<'a, str>); 2]>;
 
 /// The path parameters axum's router recorded, percent-decoded.
-async fn routed_path_values(
+async fn routed_path_values<'a>(
     parts: &mut http::request::Parts,
-) -> Result<PathValues<'static>, ApiError> {
+) -> Result<PathValues<'a>, ApiError> {
     match RawPathParams::from_request_parts(parts, &()).await {
         Ok(raw) => Ok(raw
             .iter()
@@ -341,11 +345,8 @@ async fn routed_path_values(
 
 /// The captured path parameters, percent-decoded. A value that does not decode to UTF-8 is
 /// refused as axum's `RawPathParams` refuses it.
-fn captured_path_values(
-    path: &str,
-    captures: Vec<(Arc<str>, std::ops::Range<usize>)>,
-) -> Result<PathValues<'_>, ApiError> {
-    let mut values = Vec::with_capacity(captures.len());
+fn captured_path_values(path: &str, captures: PathSpans) -> Result<PathValues<'_>, ApiError> {
+    let mut values = PathValues::new();
     for (key, span) in captures {
         let raw = path.get(span).unwrap_or_default();
         if !raw.contains('%') {
@@ -385,7 +386,7 @@ async fn read_parameters(
         return Ok(());
     }
     let path_values = match path {
-        _ if !op.has_path_params => Vec::new(),
+        _ if !op.has_path_params => PathValues::new(),
         PathParams::Routed => routed_path_values(parts).await?,
         PathParams::Captured(captures) => captured_path_values(parts.uri.path(), captures)?,
     };

@@ -12,7 +12,7 @@
 //! path takes precedence over an operation's template, as in axum's router. If a template
 //! cannot be inserted, the whole table is dropped and axum routes everything.
 
-use crate::operation::{OperationRuntime, PathParams};
+use crate::operation::{OperationRuntime, PathParams, PathSpans};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -102,7 +102,7 @@ impl OperationRoutes {
             return None;
         };
         let (_, op) = by_method.iter().find(|(m, _)| m == method)?;
-        let mut captures: Vec<(Arc<str>, Range<usize>)> = Vec::with_capacity(keys.len());
+        let mut captures = PathSpans::new();
         for (key, (_, value)) in keys.iter().zip(matched.params.iter()) {
             let span = span_of(path, value);
             // matchit's values are slices of `path`; anything else is left to the router.
