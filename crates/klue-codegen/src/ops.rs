@@ -435,10 +435,10 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
             let name = &p.p.name;
             extract.push(match &p.default {
                 Some(default) if !p.ty.nullable => quote! {
-                    let #arg: #ty = klue::client::support::param_or(&#map, klue::FieldLocation::#loc, #name, #default)?;
+                    let #arg: #ty = klue::client::support::param_or(&mut #map, klue::FieldLocation::#loc, #name, #default)?;
                 },
                 _ => quote! {
-                    let #arg: #ty = klue::client::support::param(&#map, klue::FieldLocation::#loc, #name)?;
+                    let #arg: #ty = klue::client::support::param(&mut #map, klue::FieldLocation::#loc, #name)?;
                 },
             });
             call_args.push(quote!(#arg));
@@ -460,10 +460,16 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
                 -> impl std::future::Future<Output = Result<#resp, klue::ApiError>> + Send;
         });
         let id = &o.op.operation_id;
+        // Parameters are taken out of the request's maps.
+        let request = if o.params.is_empty() {
+            quote!(request)
+        } else {
+            quote!(mut request)
+        };
         adapters.push(quote! {
             .with(#id, {
                 let imp = std::sync::Arc::clone(&imp);
-                move |request: klue::Request| {
+                move |#request: klue::Request| {
                     let imp = std::sync::Arc::clone(&imp);
                     async move {
                         #(#extract)*

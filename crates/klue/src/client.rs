@@ -799,25 +799,27 @@ pub mod support {
         )
     }
 
-    /// A validated parameter as `T` (absent reads as `null`, i.e. `None` for options).
+    /// A validated parameter as `T` (absent reads as `null`, i.e. `None` for options),
+    /// taken out of the map (each parameter is read once; taking it saves a copy).
     pub fn param<T: DeserializeOwned>(
-        map: &Map<String, Value>,
+        map: &mut Map<String, Value>,
         location: FieldLocation,
         name: &str,
     ) -> Result<T, ApiError> {
-        let value = map.get(name).cloned().unwrap_or(Value::Null);
+        let value = map.remove(name).unwrap_or(Value::Null);
         serde_json::from_value(value).map_err(|e| invalid(location, name, e.to_string()))
     }
 
-    /// A validated parameter as `T`, `default` (JSON text from the spec) when absent.
+    /// A validated parameter as `T`, `default` (JSON text from the spec) when absent; taken
+    /// out of the map as by [`param`].
     pub fn param_or<T: DeserializeOwned>(
-        map: &Map<String, Value>,
+        map: &mut Map<String, Value>,
         location: FieldLocation,
         name: &str,
         default: &str,
     ) -> Result<T, ApiError> {
-        let value = match map.get(name) {
-            Some(v) if !v.is_null() => v.clone(),
+        let value = match map.remove(name) {
+            Some(v) if !v.is_null() => v,
             _ => serde_json::from_str(default)
                 .map_err(|e| invalid(location, name, format!("bad default: {e}")))?,
         };
@@ -940,11 +942,15 @@ mod tests {
 
     #[test]
     fn missing_required_parameter_is_400() {
-        let map = serde_json::Map::new();
-        let e = support::param::<String>(&map, FieldLocation::Path, "name").err();
+        let mut map = serde_json::Map::new();
+        let e = support::param::<String>(&mut map, FieldLocation::Path, "name").err();
         assert_eq!(e.map(|e| e.status.as_u16()), Some(400));
         let v: i64 =
-            support::param_or(&map, FieldLocation::Query, "limit", "20").unwrap_or_default();
+            support::param_or(&mut map, FieldLocation::Query, "limit", "20").unwrap_or_default();
         assert_eq!(v, 20);
+        map.insert("name".into(), Value::from("bob"));
+        let name: Option<String> = support::param(&mut map, FieldLocation::Path, "name").ok();
+        assert_eq!(name.as_deref(), Some("bob"));
+        assert!(map.is_empty(), "the value is taken out");
     }
 }
