@@ -421,16 +421,12 @@ async fn read_parameters(
                 }
                 None => &[],
             },
-            ParamLocation::Query => {
-                raw = query
-                    .iter()
-                    .filter(|(k, _)| *k == p.name)
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                &raw
-            }
-            ParamLocation::Cookie => {
-                raw = cookies
+            ParamLocation::Query | ParamLocation::Cookie => {
+                let pairs = match p.location {
+                    ParamLocation::Query => &query,
+                    _ => &cookies,
+                };
+                raw = pairs
                     .iter()
                     .filter(|(k, _)| *k == p.name)
                     .map(|(_, v)| v.as_str())
