@@ -35,20 +35,6 @@ pub(crate) struct OperationRoutes {
     table: matchit::Router<Target>,
 }
 
-/// An operation's method as an `http::Method`.
-fn http_method(method: klue_spec::Method) -> http::Method {
-    match method {
-        klue_spec::Method::Get => http::Method::GET,
-        klue_spec::Method::Put => http::Method::PUT,
-        klue_spec::Method::Post => http::Method::POST,
-        klue_spec::Method::Delete => http::Method::DELETE,
-        klue_spec::Method::Options => http::Method::OPTIONS,
-        klue_spec::Method::Head => http::Method::HEAD,
-        klue_spec::Method::Patch => http::Method::PATCH,
-        klue_spec::Method::Trace => http::Method::TRACE,
-    }
-}
-
 /// The `{name}`s of a path template, in order (`{*name}` for a catch-all gives `name`).
 fn template_keys(template: &str) -> Vec<Arc<str>> {
     let mut keys = Vec::new();
@@ -64,14 +50,16 @@ fn template_keys(template: &str) -> Vec<Arc<str>> {
 
 impl OperationRoutes {
     /// The table of `operations`, with `other_paths` (routes of the router that are not
-    /// operations). `None` when a template does not insert: then axum routes everything.
+    /// operations). `None` when a template does not insert (or a method is not one `http` knows):
+    /// then axum routes everything.
     pub(crate) fn new(
         operations: &[Arc<OperationRuntime>],
         other_paths: &[&str],
     ) -> Option<OperationRoutes> {
         let mut by_path: Vec<(&str, ByMethod)> = Vec::new();
         for op in operations {
-            let entry = (http_method(op.method), Arc::clone(op));
+            let method = http::Method::from_bytes(op.method.as_str().as_bytes()).ok()?;
+            let entry = (method, Arc::clone(op));
             match by_path.iter_mut().find(|(path, _)| *path == op.path) {
                 Some((_, ops)) => ops.push(entry),
                 None => by_path.push((op.path.as_str(), vec![entry])),
