@@ -140,3 +140,55 @@ fn slow_clients_do_not_starve_others_and_are_cut_off() {
     }
     assert_still_serving(&server);
 }
+
+/// Reads from `stream` until it is closed; how long that took, or `None` if it stayed open
+/// for `patience`.
+fn closed_within(stream: &mut TcpStream, patience: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return None;
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn the_header_timeout_spares_slow_answers_and_closes_idle_connections() {
+    let server = Server::start_binary(BIN, &[("KLUE_HEADER_READ_TIMEOUT", Some("1"))]);
+    let silent = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut kept = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+
+    // An answer that takes twice the timeout is not cut off.
+    kept.write_all(b"GET /slow?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains(r#""slept_ms":2000}"#) {
+        let n = kept.read(&mut buf).unwrap();
+        assert!(n > 0, "closed during a slow answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+
+    // Idle after its answer, the keep-alive connection is closed after the timeout.
+    let idle = closed_within(&mut kept, Duration::from_secs(5)).expect("idle connection kept");
+    assert!(idle >= Duration::from_millis(900), "closed after {idle:?}");
+
+    // A connection that never sent a byte was closed long ago.
+    let mut silent = silent;
+    let waited = closed_within(&mut silent, Duration::from_secs(1));
+    assert!(waited.is_some(), "a silent connection was kept open");
+    assert_still_serving(&server);
+}

@@ -25,11 +25,11 @@
 pub mod auth;
 mod builtins;
 pub mod client;
-mod coarse_timer;
 pub mod context;
 mod deadline;
 pub mod error;
 pub mod handler;
+mod head_timeout;
 pub mod json;
 mod layers;
 mod logfmt;

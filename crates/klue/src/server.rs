@@ -2,7 +2,7 @@
 //! SIGINT (stop accepting, let in-flight requests finish, exit 0 within the drain time),
 //! also as PID 1 in a container.
 
-use crate::coarse_timer::CoarseTimer;
+use crate::head_timeout::{self, Connections, Watched};
 use crate::logsink::LogSink;
 use crate::runtime::{RuntimeConfig, ServiceBuilder};
 use axum::Router;
@@ -15,6 +15,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -32,7 +33,8 @@ pub struct ServerArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "KLUE_DRAIN_SECONDS", default_value_t = 20.0)]
     pub drain_seconds: f64,
-    /// Seconds a client gets to send its request headers (slow clients are cut off).
+    /// Seconds a connection gets to send its request headers, after it opens and after each
+    /// answer (slow and idle clients are cut off).
     #[arg(long, env = "KLUE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
     pub header_read_timeout: f64,
     /// Load the specs from this folder instead of the ones built into the binary.
@@ -45,9 +47,10 @@ pub struct ServerArgs {
 pub struct ServeOptions {
     /// Time for in-flight requests after the shutdown signal.
     pub drain: Duration,
-    /// A client must send its request headers within this time (slow clients cannot hold
-    /// connections open forever). Checked every 250 ms, so a slow client is cut off up to
-    /// that much later.
+    /// A connection must send a complete request head within this time after it opens and
+    /// after each answer, or it is closed: slow clients and idle keep-alive connections
+    /// cannot hold connections forever. Checked every 250 ms, so a connection is cut off up
+    /// to that much later (see `head_timeout.rs`).
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
@@ -295,18 +298,25 @@ where
         options: ServeOptions,
         done: tokio::sync::oneshot::Sender<bool>,
     ) {
-        let timer = CoarseTimer::default();
-        // Dropped (so aborted) when this function returns.
-        let mut ticking = tokio::task::JoinSet::new();
-        ticking.spawn(timer.clone().run());
+        let mut connections = Connections::new(options.header_read_timeout);
+        let mut ticks = tokio::time::interval(head_timeout::TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(timer)
-            .header_read_timeout(options.header_read_timeout)
             .max_buf_size(options.max_header_bytes.max(8192));
         let graceful = GracefulShutdown::new();
-        while let Some((stream, service)) = queue.recv().await {
+        loop {
+            let (stream, service) = tokio::select! {
+                next = queue.recv() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+                _ = ticks.tick() => {
+                    connections.sweep();
+                    continue;
+                }
+            };
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -315,19 +325,32 @@ where
                 }
             };
             let _ = stream.set_nodelay(true);
+            let watch = connections.watch();
             let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    Watched::new(service, Arc::clone(&watch)),
+                )
                 .into_owned();
             let connection = graceful.watch(connection);
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::debug!(error = %error, "connection ended with an error");
                 }
             });
+            connections.add(watch, task.abort_handle());
         }
+        // Slow clients are still cut off while the others drain.
+        let sweeping = async {
+            loop {
+                ticks.tick().await;
+                connections.sweep();
+            }
+        };
         let finished = tokio::select! {
             () = graceful.shutdown() => true,
             () = tokio::time::sleep(options.drain) => false,
+            () = sweeping => false,
         };
         let _ = done.send(finished);
     }
