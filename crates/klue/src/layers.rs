@@ -23,6 +23,7 @@ use crate::runtime::Shared;
 use axum::Router;
 use axum::body::Body;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use std::convert::Infallible;
 use std::future::Future;
@@ -185,38 +186,42 @@ struct Routing {
 
 impl Routing {
     /// Answers `request`, whose request id is `request_id`. `json_headers` as for
-    /// [`crate::operation::dispatch_captured`].
-    async fn route(
-        &self,
+    /// [`crate::operation::dispatch_captured`]. Not an `async fn`, for the reason given there.
+    fn route<'a>(
+        &'a self,
         mut request: Request<Body>,
         request_id: Arc<str>,
-        json_headers: Option<&http::HeaderMap>,
-    ) -> Answer {
+        json_headers: Option<&'a http::HeaderMap>,
+    ) -> impl Future<Output = Answer> + Send + 'a {
         let found = self
             .operations
             .as_deref()
             .and_then(|routes| routes.find(request.method(), request.uri().path()));
         if let Some((op, path)) = found {
-            return crate::operation::dispatch_captured(
+            return Either::Left(crate::operation::dispatch_captured(
                 op,
                 &self.shared,
                 request,
                 request_id,
                 path,
                 json_headers,
-            )
-            .await;
+            ));
         }
         if request.extensions().get::<RequestId>().is_none() {
             request.extensions_mut().insert(RequestId(request_id));
         }
-        match self.router.clone().oneshot(request).await {
-            Ok(response) => Answer {
-                response,
-                headers_complete: false,
-            },
-            Err(never) => match never {},
-        }
+        Either::Right(
+            self.router
+                .clone()
+                .oneshot(request)
+                .map(|answer| match answer {
+                    Ok(response) => Answer {
+                        response,
+                        headers_complete: false,
+                    },
+                    Err(never) => match never {},
+                }),
+        )
     }
 }
 
@@ -364,8 +369,12 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for FrontService {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let front = Arc::clone(&self.0);
-        Box::pin(async move { Ok(front.call(request.map(Body::new)).await) })
+        // No `async` block around the call: it would hold a second copy of its future.
+        Box::pin(
+            Arc::clone(&self.0)
+                .call(request.map(Body::new))
+                .map(Ok::<_, Infallible>),
+        )
     }
 }
 

@@ -244,17 +244,29 @@ pub(crate) struct Answer {
 /// caller adds to every answer), cloned in one go instead of inserted one by one. Only used
 /// for an answer with a JSON body and no headers of its own; [`Answer::headers_complete`]
 /// says whether it was.
-pub(crate) async fn dispatch_captured(
-    op: &OperationRuntime,
-    shared: &Shared,
+///
+/// A plain function returning the future (not an `async fn`): an `async fn` keeps its
+/// arguments in its state next to the `serve` future they were moved into, and this future
+/// is moved a few times per request (docs/benchmarks.md, fourth round).
+pub(crate) fn dispatch_captured<'a>(
+    op: &'a OperationRuntime,
+    shared: &'a Shared,
     request: axum::extract::Request,
     request_id: Arc<str>,
     path: PathParams,
-    json_headers: Option<&http::HeaderMap>,
-) -> Answer {
+    json_headers: Option<&'a http::HeaderMap>,
+) -> impl Future<Output = Answer> + Send + 'a {
     // Only an error needs the request line: keep the URI (a reference-counted clone).
     let uri = request.uri().clone();
-    match serve(op, shared, request, &request_id, path, json_headers).await {
+    let answer = serve(
+        op,
+        shared,
+        request,
+        Arc::clone(&request_id),
+        path,
+        json_headers,
+    );
+    answer.map(move |answer| match answer {
         Ok(answer) => answer,
         Err(error) => {
             let request_line = format!("{} {}", op.method, uri.path());
@@ -268,14 +280,14 @@ pub(crate) async fn dispatch_captured(
                 headers_complete: false,
             }
         }
-    }
+    })
 }
 
 async fn serve(
     op: &OperationRuntime,
     shared: &Shared,
     request: axum::extract::Request,
-    request_id: &Arc<str>,
+    request_id: Arc<str>,
     path: PathParams,
     json_headers: Option<&http::HeaderMap>,
 ) -> Result<Answer, ApiError> {
@@ -299,7 +311,7 @@ async fn serve(
     }
 
     let ctx = RequestContext {
-        request_id: Arc::clone(request_id),
+        request_id,
         operation_id: Arc::clone(&op.operation_id),
         claims: caller.as_ref().map(|c| Arc::clone(&c.claims)),
         token: caller.map(|c| c.token),
