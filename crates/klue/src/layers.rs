@@ -291,8 +291,9 @@ impl Front {
                 HeaderValue::from_static("application/json"),
             );
             cors.apply(&mut headers);
-            // Replaced by the request's id in `middleware::finish`: a clone has no room to
-            // spare, and inserting a new name into it would grow it.
+            // Replaced by the request's id in `middleware::finish_with`, which finds it as
+            // the last header (`IdSlot::LastPlaceholder`). A placeholder rather than an
+            // insert there: a clone has no room to spare, and a new name would grow it.
             headers.insert(
                 crate::middleware::X_REQUEST_ID_NAME,
                 HeaderValue::from_static("-"),
@@ -352,10 +353,13 @@ impl Front {
             vary_like_compression(&self.predicate, &mut response);
             (response, cors_added)
         };
-        if !cors_added {
+        let id_slot = if cors_added {
+            crate::middleware::IdSlot::LastPlaceholder
+        } else {
             cors.apply(response.headers_mut());
-        }
-        crate::middleware::finish(started, response)
+            crate::middleware::IdSlot::Absent
+        };
+        crate::middleware::finish_with(started, response, id_slot)
     }
 }
 

@@ -106,7 +106,25 @@ pub(crate) fn begin<B>(request: &http::Request<B>) -> Started {
 }
 
 /// The response half: echo the request id and write the request's log line.
-pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> http::Response<B> {
+pub(crate) fn finish<B>(started: Started, response: http::Response<B>) -> http::Response<B> {
+    finish_with(started, response, IdSlot::Absent)
+}
+
+/// Where [`finish_with`] puts the request id.
+pub(crate) enum IdSlot {
+    /// Inserted under its name.
+    Absent,
+    /// Into the `x-request-id` placeholder that is the last of the answer's headers (a
+    /// clone of prepared headers, see `layers::Front::new`): no hashing of the name.
+    LastPlaceholder,
+}
+
+/// [`finish`], with the request id put where `slot` says.
+pub(crate) fn finish_with<B>(
+    started: Started,
+    mut response: http::Response<B>,
+    slot: IdSlot,
+) -> http::Response<B> {
     let Started {
         at,
         request_id,
@@ -115,7 +133,20 @@ pub(crate) fn finish<B>(started: Started, mut response: http::Response<B>) -> ht
     } = started;
     let path = uri.path();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID_NAME, value);
+        let headers = response.headers_mut();
+        let placeholder = match slot {
+            IdSlot::LastPlaceholder => headers
+                .iter_mut()
+                .last()
+                .filter(|(name, _)| *name == X_REQUEST_ID_NAME),
+            IdSlot::Absent => None,
+        };
+        match placeholder {
+            Some((_, placeholder)) => *placeholder = value,
+            None => {
+                headers.insert(X_REQUEST_ID_NAME, value);
+            }
+        }
     }
     let status = response.status().as_u16();
     let now = SystemTime::now();
