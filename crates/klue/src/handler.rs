@@ -82,6 +82,15 @@ impl Reply {
         }
     }
 
+    /// [`Reply::body_bytes`], moving a serialized body out instead of sharing it: the first
+    /// clone of a `Bytes` made from a `Vec` allocates, and the reply is dropped next anyway.
+    pub(crate) fn take_body_bytes(&mut self) -> Result<Option<bytes::Bytes>, serde_json::Error> {
+        match self.serialized.take() {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.body_bytes(),
+        }
+    }
+
     /// The body as JSON, if any (parsed back when it was serialized by generated code).
     pub fn body_value(&self) -> Result<Option<Value>, serde_json::Error> {
         match (&self.serialized, &self.body) {

@@ -699,14 +699,14 @@ fn location_name(location: FieldLocation) -> &'static str {
 fn reply_response(
     op: &OperationRuntime,
     shared: &Shared,
-    reply: Reply,
+    mut reply: Reply,
     json_headers: Option<&http::HeaderMap>,
 ) -> Result<Answer, ApiError> {
     if shared.config.validate_responses {
         check_reply(op, &reply)?;
     }
     let mut headers_complete = false;
-    let mut response = match reply.body_bytes().map_err(ApiError::internal)? {
+    let mut response = match reply.take_body_bytes().map_err(ApiError::internal)? {
         Some(bytes) => {
             let mut response = Response::new(Body::from(bytes));
             match json_headers.filter(|_| reply.headers.is_empty()) {
