@@ -767,7 +767,6 @@ impl<'de> Deserialize<'de> for Binary {
 #[allow(clippy::result_large_err)]
 pub mod support {
     use super::*;
-    use serde_json::Map;
 
     fn invalid(location: FieldLocation, name: &str, message: String) -> ApiError {
         let (what, name, pointer) = match location {
@@ -802,7 +801,7 @@ pub mod support {
     /// A validated parameter as `T` (absent reads as `null`, i.e. `None` for options),
     /// taken out of the map (each parameter is read once; taking it saves a copy).
     pub fn param<T: DeserializeOwned>(
-        map: &mut Map<String, Value>,
+        map: &mut crate::Params,
         location: FieldLocation,
         name: &str,
     ) -> Result<T, ApiError> {
@@ -813,7 +812,7 @@ pub mod support {
     /// A validated parameter as `T`, `default` (JSON text from the spec) when absent; taken
     /// out of the map as by [`param`].
     pub fn param_or<T: DeserializeOwned>(
-        map: &mut Map<String, Value>,
+        map: &mut crate::Params,
         location: FieldLocation,
         name: &str,
         default: &str,
@@ -942,13 +941,13 @@ mod tests {
 
     #[test]
     fn missing_required_parameter_is_400() {
-        let mut map = serde_json::Map::new();
+        let mut map = crate::Params::new();
         let e = support::param::<String>(&mut map, FieldLocation::Path, "name").err();
         assert_eq!(e.map(|e| e.status.as_u16()), Some(400));
         let v: i64 =
             support::param_or(&mut map, FieldLocation::Query, "limit", "20").unwrap_or_default();
         assert_eq!(v, 20);
-        map.insert("name".into(), Value::from("bob"));
+        map.insert("name", Value::from("bob"));
         let name: Option<String> = support::param(&mut map, FieldLocation::Path, "name").ok();
         assert_eq!(name.as_deref(), Some("bob"));
         assert!(map.is_empty(), "the value is taken out");

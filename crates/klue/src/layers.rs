@@ -502,7 +502,7 @@ paths:
             .with("item_tag", |r: KlueRequest| async move {
                 Ok(Reply::json(
                     http::StatusCode::OK,
-                    serde_json::Value::Object(r.path),
+                    serde_json::Value::from(r.path),
                 ))
             })
             .with("own_headers", |_: KlueRequest| async {
@@ -523,7 +523,7 @@ paths:
             .with("page", |r: KlueRequest| async move {
                 Ok(Reply::json(
                     http::StatusCode::OK,
-                    serde_json::Value::Object(r.path),
+                    serde_json::Value::from(r.path),
                 ))
             })
             .with("boom", |_: KlueRequest| async {

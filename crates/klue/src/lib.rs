@@ -47,7 +47,7 @@ pub mod validate;
 
 pub use context::{Claims, RequestContext};
 pub use error::{ApiError, ErrorBody, FieldError, FieldLocation};
-pub use handler::{Handler, HandlerResult, Handlers, Reply, Request};
+pub use handler::{Handler, HandlerResult, Handlers, Params, Reply, Request};
 pub use klue_spec as spec;
 pub use reporter::{ErrorReport, ErrorReporter, LogReporter};
 pub use runtime::{RuntimeConfig, Service, ServiceBuilder, StartupError};

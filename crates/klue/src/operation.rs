@@ -24,6 +24,8 @@ use std::sync::Arc;
 /// A parameter, ready to decode and validate.
 struct CompiledParam {
     name: String,
+    /// `name`, shared by the requests that carry the parameter.
+    key: Arc<str>,
     location: ParamLocation,
     field_location: FieldLocation,
     required: bool,
@@ -63,16 +65,6 @@ pub(crate) struct OperationRuntime {
     responses: Vec<CompiledResponse>,
     needs_auth: bool,
     handler: Arc<dyn Handler>,
-}
-
-impl OperationRuntime {
-    /// How many parameters the operation declares in `location`.
-    fn params_in(&self, location: ParamLocation) -> usize {
-        self.params
-            .iter()
-            .filter(|p| p.location == location)
-            .count()
-    }
 }
 
 /// A problem compiling an operation's schemas.
@@ -125,6 +117,7 @@ impl OperationRuntime {
             };
             params.push(CompiledParam {
                 name: p.name.clone(),
+                key: Arc::from(p.name.as_str()),
                 location: p.location,
                 field_location: field_location(p.location),
                 required: p.required,
@@ -519,11 +512,7 @@ async fn read_parameters(
             ParamLocation::Header => &mut request.headers,
             ParamLocation::Cookie => &mut request.cookies,
         };
-        if target.is_empty() {
-            // Sized once for the location's parameters, rather than grown insert by insert.
-            *target = Map::with_capacity(op.params_in(p.location));
-        }
-        target.insert(p.name.clone(), value);
+        target.insert(Arc::clone(&p.key), value);
     }
     Ok(())
 }
