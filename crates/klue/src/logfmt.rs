@@ -63,12 +63,15 @@ where
 
 /// The fields of the per-request log line (written by `crate::middleware::finish`).
 pub(crate) struct RequestLine<'a> {
-    pub(crate) method: &'a str,
+    /// A token: nothing in it needs escaping.
+    pub(crate) method: &'a http::Method,
     pub(crate) path: &'a str,
     pub(crate) status: u16,
     /// Latency in microseconds; written as `latency_ms`, a float.
     pub(crate) latency_us: u64,
     pub(crate) request_id: &'a str,
+    /// The request id is one klue made (a UUID): nothing in it needs escaping.
+    pub(crate) request_id_made: bool,
     /// The error code and error id of an error answer.
     pub(crate) error: Option<(&'a str, &'a str)>,
 }
@@ -126,6 +129,7 @@ pub(crate) fn log_request(now: std::time::SystemTime, line: &RequestLine<'_>) {
         status,
         latency_us,
         request_id,
+        request_id_made: _,
         error,
     } = *line;
     let latency_ms = millis(latency_us);
@@ -145,19 +149,26 @@ pub(crate) fn log_request(now: std::time::SystemTime, line: &RequestLine<'_>) {
 }
 
 /// What the stock JSON format writes for [`log_request`]'s event (outside any span).
+/// Quotes are written with the constant text around them, and what cannot need escaping
+/// (the method, a request id klue made) is not scanned.
 fn write_request_line(out: &mut String, now: std::time::SystemTime, line: &RequestLine<'_>) {
     out.push_str("{\"timestamp\":\"");
     write_timestamp(out, now);
-    out.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
-    write_json_str(out, line.method);
-    out.push_str(",\"path\":");
-    write_json_str(out, line.path);
-    out.push_str(",\"status\":");
+    out.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"method\":\"");
+    out.push_str(line.method.as_str());
+    out.push_str("\",\"path\":\"");
+    write_escaped(out, line.path);
+    out.push_str("\",\"status\":");
     push_u64(out, u64::from(line.status));
     out.push_str(",\"latency_ms\":");
     push_millis(out, line.latency_us);
-    out.push_str(",\"request_id\":");
-    write_json_str(out, line.request_id);
+    out.push_str(",\"request_id\":\"");
+    if line.request_id_made {
+        out.push_str(line.request_id);
+    } else {
+        write_escaped(out, line.request_id);
+    }
+    out.push('"');
     if let Some((code, error_id)) = line.error {
         out.push_str(",\"error\":");
         write_json_str(out, code);
@@ -612,35 +623,39 @@ mod tests {
     fn direct_request_lines_match_the_stock_json_format() {
         let lines = [
             RequestLine {
-                method: "GET",
+                method: &http::Method::GET,
                 path: "/ping",
                 status: 200,
                 latency_us: 80,
                 request_id: "7e185e74-436d-461b-b27c-d8eeee3b6390",
+                request_id_made: true,
                 error: None,
             },
             RequestLine {
-                method: "POST",
+                method: &http::Method::POST,
                 path: "/v1/b\"o\\b\u{1}\u{7f}é\n\t/",
                 status: 500,
                 latency_us: 1_234_500,
                 request_id: "x\"y",
+                request_id_made: false,
                 error: Some(("UNHANDLED_SERVER_ERROR", "e1")),
             },
             RequestLine {
-                method: "PATCH",
+                method: &http::Method::PATCH,
                 path: "/",
                 status: 404,
                 latency_us: 0,
                 request_id: "",
+                request_id_made: false,
                 error: Some(("", "")),
             },
             RequestLine {
-                method: "GET",
+                method: &http::Method::from_bytes(b"X-CUSTOM").unwrap_or_default(),
                 path: "/x",
                 status: 200,
                 latency_us: 5_000_000_000_000,
                 request_id: "r",
+                request_id_made: false,
                 error: None,
             },
         ];

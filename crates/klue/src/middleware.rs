@@ -38,12 +38,12 @@ fn fresh_request_id() -> Arc<str> {
 }
 
 /// A request id from the client is kept when it is short visible ASCII; otherwise a UUID.
-fn accept_request_id(value: Option<&HeaderValue>) -> Arc<str> {
+/// Also whether klue made it.
+fn accept_request_id(value: Option<&HeaderValue>) -> (Arc<str>, bool) {
     value
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(Arc::from)
-        .unwrap_or_else(fresh_request_id)
+        .map_or_else(|| (fresh_request_id(), true), |v| (Arc::from(v), false))
 }
 
 /// The request id the middleware assigned (a fresh one if the middleware did not run).
@@ -73,6 +73,8 @@ pub(crate) struct Started {
     /// at the end (a clock step during the request skews that one latency).
     at: SystemTime,
     request_id: Arc<str>,
+    /// `request_id` is a UUID klue made (not the client's).
+    request_id_made: bool,
     method: http::Method,
     /// The URI (reference-counted) rather than a copy of its path.
     uri: http::Uri,
@@ -96,10 +98,11 @@ impl Started {
 /// where axum's routes read it).
 pub(crate) fn begin<B>(request: &http::Request<B>) -> Started {
     let at = SystemTime::now();
-    let request_id = accept_request_id(request.headers().get(X_REQUEST_ID_NAME));
+    let (request_id, request_id_made) = accept_request_id(request.headers().get(X_REQUEST_ID_NAME));
     Started {
         at,
         request_id,
+        request_id_made,
         method: request.method().clone(),
         uri: request.uri().clone(),
     }
@@ -128,6 +131,7 @@ pub(crate) fn finish_with<B>(
     let Started {
         at,
         request_id,
+        request_id_made,
         method,
         uri,
     } = started;
@@ -156,11 +160,12 @@ pub(crate) fn finish_with<B>(
     crate::logfmt::log_request(
         now,
         &crate::logfmt::RequestLine {
-            method: method.as_str(),
+            method: &method,
             path,
             status,
             latency_us,
             request_id: &request_id,
+            request_id_made,
             error: error.map(|e| (&*e.code, &*e.error_id)),
         },
     );
