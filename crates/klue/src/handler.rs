@@ -39,16 +39,17 @@ impl Params {
         Self::default()
     }
 
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| **k == *name)
+    }
+
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| **k == *name).map(|(_, v)| v)
+        self.position(name).map(|i| &self.0[i].1)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.0
-            .iter_mut()
-            .find(|(k, _)| **k == *name)
-            .map(|(_, v)| v)
+        self.position(name).map(|i| &mut self.0[i].1)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -69,7 +70,7 @@ impl Params {
 
     /// Takes `name` out.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
-        let index = self.0.iter().position(|(k, _)| **k == *name)?;
+        let index = self.position(name)?;
         Some(self.0.remove(index).1)
     }
 

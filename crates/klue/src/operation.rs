@@ -23,9 +23,8 @@ use std::sync::Arc;
 
 /// A parameter, ready to decode and validate.
 struct CompiledParam {
-    name: String,
-    /// `name`, shared by the requests that carry the parameter.
-    key: Arc<str>,
+    /// Shared with the requests that carry the parameter (the key in their `Params`).
+    name: Arc<str>,
     location: ParamLocation,
     field_location: FieldLocation,
     required: bool,
@@ -116,8 +115,7 @@ impl OperationRuntime {
                 _ => None,
             };
             params.push(CompiledParam {
-                name: p.name.clone(),
-                key: Arc::from(p.name.as_str()),
+                name: Arc::from(p.name.as_str()),
                 location: p.location,
                 field_location: field_location(p.location),
                 required: p.required,
@@ -433,7 +431,7 @@ async fn read_parameters(
                 };
                 raw = pairs
                     .iter()
-                    .filter(|(k, _)| *k == p.name)
+                    .filter(|(k, _)| **k == *p.name)
                     .map(|(_, v)| v.as_str())
                     .collect();
                 &raw
@@ -446,7 +444,7 @@ async fn read_parameters(
                             Ok(s) => values.push(s),
                             Err(_) => errors.push(FieldError {
                                 location: FieldLocation::Header,
-                                name: Some(p.name.clone()),
+                                name: Some(p.name.to_string()),
                                 pointer: None,
                                 message: "header value is not visible ASCII".into(),
                             }),
@@ -474,7 +472,7 @@ async fn read_parameters(
             // different requests.
             errors.push(FieldError {
                 location: p.field_location,
-                name: Some(p.name.clone()),
+                name: Some(p.name.to_string()),
                 pointer: None,
                 message: format!("given {} times; it takes one value", raw.len()),
             });
@@ -483,7 +481,7 @@ async fn read_parameters(
         if raw.iter().any(|v| v.contains('\0')) {
             errors.push(FieldError {
                 location: p.field_location,
-                name: Some(p.name.clone()),
+                name: Some(p.name.to_string()),
                 pointer: None,
                 message: "contains a NUL character".into(),
             });
@@ -494,7 +492,7 @@ async fn read_parameters(
             None if p.required => {
                 errors.push(FieldError {
                     location: p.field_location,
-                    name: Some(p.name.clone()),
+                    name: Some(p.name.to_string()),
                     pointer: None,
                     message: format!("{} parameter '{}' is required", p.location.as_str(), p.name),
                 });
@@ -512,7 +510,7 @@ async fn read_parameters(
             ParamLocation::Header => &mut request.headers,
             ParamLocation::Cookie => &mut request.cookies,
         };
-        target.insert(Arc::clone(&p.key), value);
+        target.insert(Arc::clone(&p.name), value);
     }
     Ok(())
 }
