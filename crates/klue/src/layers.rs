@@ -211,16 +211,13 @@ impl Routing {
             request.extensions_mut().insert(RequestId(request_id));
         }
         Either::Right(
-            self.router
-                .clone()
-                .oneshot(request)
-                .map(|answer| match answer {
-                    Ok(response) => Answer {
-                        response,
-                        headers_complete: false,
-                    },
-                    Err(never) => match never {},
-                }),
+            Box::pin(self.router.clone().oneshot(request)).map(|answer| match answer {
+                Ok(response) => Answer {
+                    response,
+                    headers_complete: false,
+                },
+                Err(never) => match never {},
+            }),
         )
     }
 }
@@ -316,52 +313,82 @@ impl Front {
         &self.layered
     }
 
-    async fn call(self: Arc<Self>, mut request: Request<Body>) -> Response<Body> {
-        let Some(cors) = self.cors.as_ref().filter(|_| {
-            !matches!(
+    /// Answers `request`. One boxed future per request, made for its path: the plain path's
+    /// state is not sized by the rarer ones, and nothing in it is held twice (an `async fn`
+    /// keeps its arguments next to the locals they move into).
+    fn call(self: Arc<Self>, mut request: Request<Body>) -> FrontFuture {
+        let cors_applies = self.cors.is_some()
+            && !matches!(
                 *request.method(),
                 Method::HEAD | Method::OPTIONS | Method::CONNECT
-            )
-        }) else {
-            return match self.layered.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-        };
+            );
+        if !cors_applies {
+            return Box::pin(async move {
+                match self.layered.clone().oneshot(request).await {
+                    Ok(response) => Ok(response),
+                    Err(never) => match never {},
+                }
+            });
+        }
         let started = crate::middleware::begin(&request);
-        // The answer, and whether it has the CORS headers already.
-        let (mut response, cors_added) = if request.headers().contains_key(header::ACCEPT_ENCODING)
-        {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
             started.record_in(&mut request);
-            match self.compressed.clone().oneshot(request).await {
-                Ok(response) => (response.map(Body::new), false),
-                Err(never) => match never {},
+            return Box::pin(async move {
+                let response = match self.compressed.clone().oneshot(request).await {
+                    Ok(response) => response.map(Body::new),
+                    Err(never) => match never {},
+                };
+                Ok(self.finish(started, response, false))
+            });
+        }
+        Box::pin(async move {
+            let routed = {
+                // What `CatchPanic` does, without boxing the body a second time: routing
+                // can call the handler already (see `dispatch_captured`), so around the call
+                // too. In a block of its own, so that only the awaited future is kept.
+                let routing = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.plain.route(
+                        request,
+                        Arc::clone(started.request_id()),
+                        self.json_headers.as_ref(),
+                    )
+                }));
+                match routing {
+                    Ok(routing) => Either::Left(AssertUnwindSafe(routing).catch_unwind()),
+                    Err(panic) => Either::Right(std::future::ready(Err(panic))),
+                }
             }
-        } else {
-            // What `CatchPanic` does, without boxing the body a second time.
-            let routed = AssertUnwindSafe(self.plain.route(
-                request,
-                Arc::clone(started.request_id()),
-                self.json_headers.as_ref(),
-            ))
-            .catch_unwind()
             .await;
-            let (mut response, cors_added) = match routed {
+            let (mut response, headers_complete) = match routed {
                 Ok(answer) => (answer.response, answer.headers_complete),
                 Err(panic) => (self.panic_answer.clone().response_for_panic(panic), false),
             };
             vary_like_compression(&self.predicate, &mut response);
-            (response, cors_added)
-        };
+            Ok(self.finish(started, response, headers_complete))
+        })
+    }
+
+    /// Adds the CORS headers (unless `cors_added`) and the request id, and logs the request.
+    fn finish(
+        &self,
+        started: crate::middleware::Started,
+        mut response: Response<Body>,
+        cors_added: bool,
+    ) -> Response<Body> {
         let id_slot = if cors_added {
             crate::middleware::IdSlot::LastPlaceholder
         } else {
-            cors.apply(response.headers_mut());
+            if let Some(cors) = &self.cors {
+                cors.apply(response.headers_mut());
+            }
             crate::middleware::IdSlot::Absent
         };
         crate::middleware::finish_with(started, response, id_slot)
     }
 }
+
+/// The future of [`Front::call`].
+type FrontFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// [`Front`] as a hyper service (one per connection; the state is shared).
 #[derive(Clone)]
@@ -370,15 +397,10 @@ pub(crate) struct FrontService(pub(crate) Arc<Front>);
 impl hyper::service::Service<Request<hyper::body::Incoming>> for FrontService {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = FrontFuture;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        // No `async` block around the call: it would hold a second copy of its future.
-        Box::pin(
-            Arc::clone(&self.0)
-                .call(request.map(Body::new))
-                .map(Ok::<_, Infallible>),
-        )
+        Arc::clone(&self.0).call(request.map(Body::new))
     }
 }
 
@@ -720,7 +742,10 @@ paths:
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let fast = Arc::clone(&front).call(build()).await;
+            let fast = match Arc::clone(&front).call(build()).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
             assert_eq!(
                 observe(layered).await,
                 observe(fast).await,

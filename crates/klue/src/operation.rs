@@ -3,8 +3,9 @@
 
 use crate::auth::Authenticated;
 use crate::context::{self, RequestContext};
+use crate::deadline::{TimedOut, Within};
 use crate::error::{ApiError, FieldError, FieldLocation, codes};
-use crate::handler::{Handler, Reply, Request};
+use crate::handler::{Handler, HandlerFuture, Reply, Request};
 use crate::params::{self, Kind};
 use crate::runtime::Shared;
 use crate::validate::SchemaValidator;
@@ -12,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::response::Response;
 use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use klue_spec::{Api, Operation, ParamLocation, ParamStyle, ResponseStatus, is_json_media_type};
@@ -19,7 +21,10 @@ use serde_json::{Map, Value};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
+use tokio::task::futures::TaskLocalFuture;
 
 /// A parameter, ready to decode and validate.
 struct CompiledParam {
@@ -236,9 +241,13 @@ pub(crate) struct Answer {
 /// for an answer with a JSON body and no headers of its own; [`Answer::headers_complete`]
 /// says whether it was.
 ///
-/// A plain function returning the future (not an `async fn`): an `async fn` keeps its
-/// arguments in its state next to the `serve` future they were moved into, and this future
-/// is moved a few times per request (docs/benchmarks.md, fourth round).
+/// An operation that needs nothing to wait for before its handler (no auth, no body, path
+/// parameters captured by [`crate::routes`]) has its parameters read and its handler called
+/// here, before the returned future is first polled: that future then only holds the
+/// handler's. Carrying the whole of `serve`'s state instead (1.2 KB, moved three times per
+/// request) was a seventh of the instructions of `GET /ping` (docs/benchmarks.md, fifth
+/// round). So this can panic where an operation's code panics: callers catch panics around
+/// the call as well as around polling.
 pub(crate) fn dispatch_captured<'a>(
     op: &'a OperationRuntime,
     shared: &'a Shared,
@@ -246,32 +255,204 @@ pub(crate) fn dispatch_captured<'a>(
     request_id: Arc<str>,
     path: PathParams,
     json_headers: Option<&'a http::HeaderMap>,
-) -> impl Future<Output = Answer> + Send + 'a {
-    // Only an error needs the request line: keep the URI (a reference-counted clone).
+) -> Dispatch<'a> {
+    let waits = op.needs_auth
+        || op.body.is_some()
+        || (op.has_path_params && matches!(path, PathParams::Routed));
+    if waits {
+        return Dispatch::Waiting {
+            future: Box::pin(serve_waiting(
+                op,
+                shared,
+                request,
+                request_id,
+                path,
+                json_headers,
+            )),
+        };
+    }
+    let (parts, _body) = request.into_parts();
+    let path_values = match path {
+        PathParams::Captured(captures) if op.has_path_params => {
+            captured_path_values(parts.uri.path(), captures)
+        }
+        _ => Ok(PathValues::new()),
+    };
+    let prepared = path_values.and_then(|path_values| {
+        let mut request = Request::default();
+        let mut errors = Vec::new();
+        read_parameter_values(op, &parts, path_values, &mut request, &mut errors);
+        if errors.is_empty() {
+            Ok(request)
+        } else {
+            Err(ApiError::invalid(describe(&errors), errors))
+        }
+    });
+    match prepared {
+        Ok(request) => Dispatch::Calling {
+            call: HandlerCall {
+                call: call_handler(op, shared, request, None, Arc::clone(&request_id)),
+                op,
+                shared,
+                json_headers,
+                request_id,
+                uri: parts.uri,
+            },
+        },
+        Err(error) => Dispatch::Answered {
+            answer: Some(error_answer(op, shared, error, &request_id, &parts.uri)),
+        },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`dispatch_captured`].
+    #[project = DispatchProjection]
+    pub(crate) enum Dispatch<'a> {
+        /// Refused before the handler (bad parameters).
+        Answered { answer: Option<Answer> },
+        /// The handler called, its answer awaited.
+        Calling { #[pin] call: HandlerCall<'a> },
+        /// The general path, with waits before the handler: boxed, so that the usual
+        /// answer's future stays small.
+        Waiting { future: Pin<Box<dyn Future<Output = Answer> + Send + 'a>> },
+    }
+}
+
+impl Future for Dispatch<'_> {
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Answer> {
+        match self.project() {
+            DispatchProjection::Answered { answer } => match answer.take() {
+                Some(answer) => Poll::Ready(answer),
+                None => panic!("`Dispatch` polled after it answered"),
+            },
+            DispatchProjection::Calling { call } => call.poll(cx),
+            DispatchProjection::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What a handler runs under: the request context, the request timeout, and a guard that
+/// turns its panic into a 500.
+type ScopedCall =
+    TaskLocalFuture<RequestContext, Within<CatchUnwind<AssertUnwindSafe<HandlerFuture>>>>;
+
+/// Calls `op`'s handler with `request` (its parameters and body read) for `caller`.
+fn call_handler(
+    op: &OperationRuntime,
+    shared: &Shared,
+    mut request: Request,
+    caller: Option<Authenticated>,
+    request_id: Arc<str>,
+) -> ScopedCall {
+    let ctx = RequestContext {
+        request_id,
+        operation_id: Arc::clone(&op.operation_id),
+        claims: caller.as_ref().map(|c| Arc::clone(&c.claims)),
+        token: caller.map(|c| c.token),
+    };
+    request.ctx = ctx.clone();
+    let call = op.handler.call(request);
+    let guarded = crate::deadline::within(
+        shared.config.request_timeout,
+        AssertUnwindSafe(call).catch_unwind(),
+    );
+    context::scope(ctx, guarded)
+}
+
+/// The answer to what a [`ScopedCall`] gave.
+fn answer_call(
+    op: &OperationRuntime,
+    shared: &Shared,
+    outcome: <ScopedCall as Future>::Output,
+    json_headers: Option<&http::HeaderMap>,
+) -> Result<Answer, ApiError> {
+    let reply = match outcome {
+        Ok(Ok(result)) => result?,
+        Ok(Err(panic)) => return Err(ApiError::internal(crate::panic::describe(panic))),
+        Err(TimedOut) => {
+            return Err(ApiError::new(
+                503,
+                codes::REQUEST_TIMEOUT,
+                format!(
+                    "The server did not answer within {:?}",
+                    shared.config.request_timeout
+                ),
+            ));
+        }
+    };
+    reply_response(op, shared, reply, json_headers)
+}
+
+/// The JSON error answer to a request for `op` at `uri`.
+fn error_answer(
+    op: &OperationRuntime,
+    shared: &Shared,
+    error: ApiError,
+    request_id: &str,
+    uri: &http::Uri,
+) -> Answer {
+    let request_line = format!("{} {}", op.method, uri.path());
+    Answer {
+        response: shared.answer_error(error, request_id, &request_line, Some(&op.operation_id)),
+        headers_complete: false,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A called handler and what its answer needs.
+    pub(crate) struct HandlerCall<'a> {
+        #[pin]
+        call: ScopedCall,
+        op: &'a OperationRuntime,
+        shared: &'a Shared,
+        json_headers: Option<&'a http::HeaderMap>,
+        // For an error answer.
+        request_id: Arc<str>,
+        uri: http::Uri,
+    }
+}
+
+impl Future for HandlerCall<'_> {
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Answer> {
+        let this = self.project();
+        let outcome = ready!(this.call.poll(cx));
+        Poll::Ready(
+            match answer_call(this.op, this.shared, outcome, *this.json_headers) {
+                Ok(answer) => answer,
+                Err(error) => error_answer(this.op, this.shared, error, this.request_id, this.uri),
+            },
+        )
+    }
+}
+
+/// [`dispatch_captured`]'s general path: auth, parameters, body, then the handler.
+async fn serve_waiting(
+    op: &OperationRuntime,
+    shared: &Shared,
+    request: axum::extract::Request,
+    request_id: Arc<str>,
+    path: PathParams,
+    json_headers: Option<&http::HeaderMap>,
+) -> Answer {
     let uri = request.uri().clone();
-    let answer = serve(
+    match serve(
         op,
         shared,
         request,
         Arc::clone(&request_id),
         path,
         json_headers,
-    );
-    answer.map(move |answer| match answer {
+    )
+    .await
+    {
         Ok(answer) => answer,
-        Err(error) => {
-            let request_line = format!("{} {}", op.method, uri.path());
-            Answer {
-                response: shared.answer_error(
-                    error,
-                    &request_id,
-                    &request_line,
-                    Some(&op.operation_id),
-                ),
-                headers_complete: false,
-            }
-        }
-    })
+        Err(error) => error_answer(op, shared, error, &request_id, &uri),
+    }
 }
 
 async fn serve(
@@ -300,34 +481,8 @@ async fn serve(
     if !errors.is_empty() {
         return Err(ApiError::invalid(describe(&errors), errors));
     }
-
-    let ctx = RequestContext {
-        request_id,
-        operation_id: Arc::clone(&op.operation_id),
-        claims: caller.as_ref().map(|c| Arc::clone(&c.claims)),
-        token: caller.map(|c| c.token),
-    };
-    request.ctx = ctx.clone();
-    let call = op.handler.call(request);
-    let guarded = crate::deadline::within(
-        shared.config.request_timeout,
-        AssertUnwindSafe(call).catch_unwind(),
-    );
-    let reply = match context::scope(ctx, guarded).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(panic)) => return Err(ApiError::internal(crate::panic::describe(panic))),
-        Err(crate::deadline::TimedOut) => {
-            return Err(ApiError::new(
-                503,
-                codes::REQUEST_TIMEOUT,
-                format!(
-                    "The server did not answer within {:?}",
-                    shared.config.request_timeout
-                ),
-            ));
-        }
-    };
-    reply_response(op, shared, reply, json_headers)
+    let outcome = call_handler(op, shared, request, caller, request_id).await;
+    answer_call(op, shared, outcome, json_headers)
 }
 
 /// Path parameters by name, percent-decoded.
@@ -393,6 +548,21 @@ async fn read_parameters(
         PathParams::Routed => routed_path_values(parts).await?,
         PathParams::Captured(captures) => captured_path_values(parts.uri.path(), captures)?,
     };
+    read_parameter_values(op, parts, path_values, request, errors);
+    Ok(())
+}
+
+/// [`read_parameters`] once the path parameters are known.
+fn read_parameter_values(
+    op: &OperationRuntime,
+    parts: &http::request::Parts,
+    path_values: PathValues<'_>,
+    request: &mut Request,
+    errors: &mut Vec<FieldError>,
+) {
+    if op.params.is_empty() {
+        return;
+    }
     let wants = |location: ParamLocation| op.params.iter().any(|p| p.location == location);
     let query: Vec<(String, String)> = parts
         .uri
@@ -512,7 +682,6 @@ async fn read_parameters(
         };
         target.insert(Arc::clone(&p.name), value);
     }
-    Ok(())
 }
 
 /// Reads (bounded), parses and validates the body. `Ok(None)` when no body was sent and none
