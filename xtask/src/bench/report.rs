@@ -204,11 +204,14 @@ impl Report {
         self.targets.iter().find(|t| t.kind == Some(kind))
     }
 
-    /// klue's req/s over `peer`'s on `workload`.
+    /// klue's req/s over `peer`'s on `workload`: the median over the rounds of the two
+    /// runs' ratio in each round. The two runs of a round are seconds apart; the ratio of the
+    /// two medians can compare runs from different minutes, and the load on a shared machine
+    /// changes from minute to minute (docs/benchmarks.md, fifth round).
     fn ratio(&self, workload: &str, peer: Kind) -> Option<f64> {
-        let klue = self.target(Kind::Klue)?.workload(workload)?.req_per_s;
-        let other = self.target(peer)?.workload(workload)?.req_per_s;
-        (other > 0.0).then(|| klue / other)
+        let klue = self.target(Kind::Klue)?.workload(workload)?;
+        let other = self.target(peer)?.workload(workload)?;
+        paired_ratio(&klue.runs, &other.runs)
     }
 
     /// `peer`'s CPU per request over klue's on `workload` (how many times more CPU it spends).
@@ -305,7 +308,7 @@ impl Report {
             .collect();
         if self.target(Kind::Klue).is_some() && !peers.is_empty() {
             md.push_str("\n### Ratios (same run)\n\n");
-            md.push_str("req/s: klue ÷ peer (higher is better for klue). CPU: peer's CPU per request ÷ klue's.\n\n");
+            md.push_str("req/s: klue ÷ peer (higher is better for klue), the median over the rounds of the ratio within each round. CPU: peer's CPU per request ÷ klue's, over all rounds.\n\n");
             md.push_str("| workload |");
             for p in &peers {
                 let _ = write!(md, " req/s klue ÷ {} | CPU {} ÷ klue |", p.name(), p.name());
@@ -372,6 +375,20 @@ impl Report {
 }
 
 /// The median (mean of the two middle values for an even count); 0 for no values.
+/// The median over the rounds of `runs[i]`'s req/s over `peer_runs[i]`'s (both in round
+/// order); `None` without a round in which both ran and the peer answered.
+fn paired_ratio(runs: &[Run], peer_runs: &[Run]) -> Option<f64> {
+    let ratios: Vec<f64> = runs
+        .iter()
+        .zip(peer_runs)
+        .filter_map(|(run, peer)| {
+            let peer = peer.req_per_s();
+            (peer > 0.0).then(|| run.req_per_s() / peer)
+        })
+        .collect();
+    (!ratios.is_empty()).then(|| median(&ratios))
+}
+
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -412,6 +429,31 @@ pub fn update_docs(path: &Path, results: &str) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn run(req_per_s: f64) -> Run {
+        Run {
+            requests: req_per_s as u64,
+            duration_us: 1e6,
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn ratios_pair_the_runs_of_each_round() {
+        // The machine got busy during round 3, after the peer's run and before klue's: klue's
+        // median comes from the busy rounds and the peer's from the quiet ones, but in every
+        // other round klue ran at 0.9x the peer.
+        let klue: Vec<Run> = [144e3, 141.3e3, 108e3, 108.9e3, 109.8e3].map(run).into();
+        let peer: Vec<Run> = [160e3, 157e3, 158e3, 121e3, 122e3].map(run).into();
+        let paired = paired_ratio(&klue, &peer).unwrap();
+        assert!((paired - 0.9).abs() < 1e-9, "{paired}");
+        let of_medians = median(&klue.iter().map(Run::req_per_s).collect::<Vec<_>>())
+            / median(&peer.iter().map(Run::req_per_s).collect::<Vec<_>>());
+        assert!(of_medians < 0.85, "{of_medians}");
+        // A round the peer did not answer in is left out; none at all gives no ratio.
+        assert_eq!(paired_ratio(&[run(1.0)], &[run(0.0)]), None);
+        assert_eq!(paired_ratio(&[], &[]), None);
+    }
 
     #[test]
     fn medians() {

@@ -15,7 +15,7 @@ pub struct Load {
 }
 
 /// One wrk run's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Run {
     pub requests: u64,
     pub duration_us: f64,
