@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the same workloads against klue, a bare axum baseline, klue-microservice
-//! (the Python original) and Connexion 3, in one invocation on one machine, reported as ratios.
+//! (the Python original) and Connexion 3, in one invocation on one machine, reported as ratios
+//! (each the median over the rounds of the two targets' req/s in the same round).
 //!
 //! Each target is started once on a free 127.0.0.1 port and kept running; for every workload the
 //! targets are alternated over several rounds of wrk with fixed threads, connections and duration.
