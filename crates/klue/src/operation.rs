@@ -439,50 +439,31 @@ async fn serve_waiting(
     path: PathParams,
     json_headers: Option<&http::HeaderMap>,
 ) -> Answer {
-    let uri = request.uri().clone();
-    match serve(
-        op,
-        shared,
-        request,
-        Arc::clone(&request_id),
-        path,
-        json_headers,
-    )
-    .await
-    {
-        Ok(answer) => answer,
-        Err(error) => error_answer(op, shared, error, &request_id, &uri),
-    }
-}
-
-async fn serve(
-    op: &OperationRuntime,
-    shared: &Shared,
-    request: axum::extract::Request,
-    request_id: Arc<str>,
-    path: PathParams,
-    json_headers: Option<&http::HeaderMap>,
-) -> Result<Answer, ApiError> {
     let (mut parts, body) = request.into_parts();
-
-    // Auth first: an anonymous caller never learns what a valid request looks like.
-    let caller: Option<Authenticated> = if op.needs_auth {
-        Some(shared.authenticator.authenticate(&parts).await?)
-    } else {
-        None
-    };
-
-    let mut request = Request::default();
-    let mut errors = Vec::new();
-    read_parameters(op, &mut parts, path, &mut request, &mut errors).await?;
-    if let Some(spec) = &op.body {
-        request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
+    let served = async {
+        // Auth first: an anonymous caller never learns what a valid request looks like.
+        let caller: Option<Authenticated> = if op.needs_auth {
+            Some(shared.authenticator.authenticate(&parts).await?)
+        } else {
+            None
+        };
+        let mut request = Request::default();
+        let mut errors = Vec::new();
+        read_parameters(op, &mut parts, path, &mut request, &mut errors).await?;
+        if let Some(spec) = &op.body {
+            request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(describe(&errors), errors));
+        }
+        let outcome = call_handler(op, shared, request, caller, Arc::clone(&request_id)).await;
+        answer_call(op, shared, outcome, json_headers)
     }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(describe(&errors), errors));
+    .await;
+    match served {
+        Ok(answer) => answer,
+        Err(error) => error_answer(op, shared, error, &request_id, &parts.uri),
     }
-    let outcome = call_handler(op, shared, request, caller, request_id).await;
-    answer_call(op, shared, outcome, json_headers)
 }
 
 /// Path parameters by name, percent-decoded.
