@@ -405,6 +405,23 @@ impl World {
     }
 }
 
+/// `child`'s output once it exits; kills it and fails the test after `limit` (a deploy that
+/// ignored its Ctrl-C would otherwise hang the suite).
+fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match exited.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("the deploy still ran {}s after its Ctrl-C", limit.as_secs());
+        }
+    }
+}
+
 fn new_calls(world: &World, before: usize) -> Vec<String> {
     world.calls()[before..].to_vec()
 }
@@ -629,8 +646,10 @@ fn staging_in_place_lifecycle() {
 
     // Ctrl-C while waiting: with --yes the offer to abort is taken (a cancelled CI job must
     // not leave an update running): AbortEnvironmentUpdate, EB restores the previous
-    // configuration, exit 1.
+    // configuration, exit 1. EB answers slowly here, so the Ctrl-C most likely comes while a
+    // request is in flight (one that came then used to be lost, and the deploy ran on).
     world.fault(json!({"kind": "hang_next_update"}));
+    world.fault(json!({"kind": "slow", "millis": 400}));
     world.set(
         staging,
         json!([["aws:autoscaling:asg", "MinSize", "3"]]),
@@ -668,7 +687,8 @@ fn staging_in_place_lifecycle() {
     std::thread::sleep(Duration::from_millis(300));
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = wait_bounded(child, Duration::from_secs(120));
+    world.fault(json!({"kind": "slow", "millis": 0}));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     world.transcript.lock().unwrap().push_str(&stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

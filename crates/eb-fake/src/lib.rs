@@ -93,6 +93,8 @@
 //!   failing or not available for all instances.".
 //! - `{"kind":"throttle","count":N}`: the next N calls answer `Throttling` "Rate exceeded".
 //! - `{"kind":"delay","millis":N}`: the transition delay.
+//! - `{"kind":"slow","millis":N}`: every API call answers N ms late (0: at once again), so a
+//!   client spends most of its time with a request in flight.
 //!
 //! It is not a general EB emulator: no S3 access for source bundles, no instances, no real
 //! platforms; ARNs use account `123456789012`.
@@ -274,6 +276,8 @@ struct Faults {
     hang_next_update: bool,
     unhealthy_next_launch: bool,
     throttle: u32,
+    /// How late every API call answers.
+    slow: Duration,
 }
 
 #[derive(Debug)]
@@ -489,7 +493,7 @@ async fn query(State(fake): State<Fake>, body: Bytes) -> Response {
     let params = Params(form_urlencoded::parse(&body).into_owned().collect());
     let action = params.get("Action").unwrap_or("").to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let result = {
+    let (result, slow) = {
         let mut inner = fake.lock();
         inner.calls.push(action.clone());
         inner.requests.push(
@@ -500,13 +504,17 @@ async fn query(State(fake): State<Fake>, body: Bytes) -> Response {
                 .collect(),
         );
         inner.tick();
-        if inner.faults.throttle > 0 {
+        let result = if inner.faults.throttle > 0 {
             inner.faults.throttle -= 1;
             Err(ApiError::Throttling)
         } else {
             inner.dispatch(&action, &params, &request_id)
-        }
+        };
+        (result, inner.faults.slow)
     };
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
     match result {
         Ok(body) => xml_response(StatusCode::OK, xml::response(&action, &request_id, &body)),
         Err(e) => xml_response(
@@ -538,6 +546,8 @@ enum FaultRequest {
     Throttle { count: u32 },
     /// Change the transition delay.
     Delay { millis: u64 },
+    /// Every API call answers `millis` late.
+    Slow { millis: u64 },
 }
 
 async fn fault(State(fake): State<Fake>, axum::Json(req): axum::Json<FaultRequest>) -> StatusCode {
@@ -592,6 +602,7 @@ async fn fault(State(fake): State<Fake>, axum::Json(req): axum::Json<FaultReques
         FaultRequest::UnhealthyNextLaunch => inner.faults.unhealthy_next_launch = true,
         FaultRequest::Throttle { count } => inner.faults.throttle = count,
         FaultRequest::Delay { millis } => inner.config.transition = Duration::from_millis(millis),
+        FaultRequest::Slow { millis } => inner.faults.slow = Duration::from_millis(millis),
     }
     StatusCode::NO_CONTENT
 }

@@ -116,6 +116,12 @@ pub async fn wait(
     let mut seen = BTreeSet::new();
     let mut failure: Option<String> = None;
     let mut interrupted = false;
+    // Listening from here on, not only during the pauses between polls: tokio's handler
+    // replaces the default action of SIGINT, and a `ctrl_c()` made for each pause missed a
+    // Ctrl-C that came while a request was in flight, which left the deploy running.
+    // Without a listener (the runtime refused one), Ctrl-C keeps its default action.
+    let mut interrupts =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     loop {
         for (date, severity, message) in new_events(eb, what, &mut seen).await? {
             progress.event(&date, &severity, &message);
@@ -215,7 +221,12 @@ pub async fn wait(
         }
         tokio::select! {
             () = sleep => {}
-            _ = tokio::signal::ctrl_c() => {
+            Some(_) = async {
+                match interrupts.as_mut() {
+                    Some(interrupts) => interrupts.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 interrupted = true;
                 progress.done();
                 if status == "Updating" && progress.confirm(&format!(
