@@ -300,7 +300,7 @@ pub(crate) fn dispatch_captured<'a>(
             },
         },
         Err(error) => Dispatch::Answered {
-            answer: Some(error_answer(op, shared, error, &request_id, &parts.uri)),
+            answer: std::future::ready(error_answer(op, shared, error, &request_id, &parts.uri)),
         },
     }
 }
@@ -310,7 +310,7 @@ pin_project_lite::pin_project! {
     #[project = DispatchProjection]
     pub(crate) enum Dispatch<'a> {
         /// Refused before the handler (bad parameters).
-        Answered { answer: Option<Answer> },
+        Answered { answer: std::future::Ready<Answer> },
         /// The handler called, its answer awaited.
         Calling { #[pin] call: HandlerCall<'a> },
         /// The general path, with waits before the handler: boxed, so that the usual
@@ -324,10 +324,7 @@ impl Future for Dispatch<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Answer> {
         match self.project() {
-            DispatchProjection::Answered { answer } => match answer.take() {
-                Some(answer) => Poll::Ready(answer),
-                None => panic!("`Dispatch` polled after it answered"),
-            },
+            DispatchProjection::Answered { answer } => Pin::new(answer).poll(cx),
             DispatchProjection::Calling { call } => call.poll(cx),
             DispatchProjection::Waiting { future } => future.as_mut().poll(cx),
         }
