@@ -38,6 +38,7 @@ pub mod middleware;
 mod operation;
 pub mod panic;
 pub mod params;
+mod placement;
 pub mod reporter;
 mod routes;
 mod runtime;

@@ -4,6 +4,7 @@
 
 use crate::head_timeout::{self, Connections, Watched};
 use crate::logsink::LogSink;
+use crate::placement;
 use crate::runtime::{RuntimeConfig, ServiceBuilder};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -16,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -155,7 +157,8 @@ pub async fn serve(
 /// [`serve`] for any hyper service; `service` makes the one of each connection.
 ///
 /// Connections are served thread-per-core: one single-threaded runtime per available CPU,
-/// each connection handed to the next one in turn, and served there to its end. With the
+/// each connection handed to one of them (the one its client's CPU maps to, within a few
+/// connections of an even spread; see `placement.rs`) and served there to its end. With the
 /// work-stealing runtime, the tasks of connections moved between the worker threads with
 /// every preemption (wrk or anything else on the machine waking up), and their memory was
 /// then freed from the other thread, their locks taken from both: `GET /v1/hello` ran about
@@ -186,7 +189,7 @@ async fn serve_connections<S, B>(
     if workers.is_empty() {
         workers.push(Worker::on_this_runtime(&options));
     }
-    let mut next = 0;
+    let mut turn = 0;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -200,10 +203,12 @@ async fn serve_connections<S, B>(
                         continue;
                     }
                 };
-                if let Some(worker) = workers.get(next % workers.len()) {
+                let open: Vec<usize> = workers.iter().map(Worker::open).collect();
+                let picked = placement::pick(placement::client_cpu(&stream), &open, turn);
+                if let Some(worker) = workers.get(picked) {
                     worker.serve(stream, service());
                 }
-                next = next.wrapping_add(1);
+                turn = turn.wrapping_add(1);
             }
             () = &mut shutdown => break,
         }
@@ -225,7 +230,9 @@ async fn serve_connections<S, B>(
 /// A single-threaded runtime serving the connections sent to it (on its own thread, or as a
 /// task on the current runtime when the system refuses a thread).
 struct Worker<S> {
-    connections: tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, S)>,
+    connections: tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, S, OpenConnection)>,
+    /// How many connections this worker has been given and not yet finished.
+    open: Arc<AtomicUsize>,
     /// Whether the worker's connections all finished within the drain time.
     finished: tokio::sync::oneshot::Receiver<bool>,
 }
@@ -250,6 +257,7 @@ where
         (
             Worker {
                 connections,
+                open: Arc::default(),
                 finished,
             },
             serving,
@@ -282,7 +290,12 @@ where
     fn serve(&self, stream: std::net::TcpStream, service: S) {
         // A worker only stops after its queue is closed, so the send cannot fail while this
         // worker is in use; if its thread died, the connection is dropped (closed).
-        let _ = self.connections.send((stream, service));
+        let open = OpenConnection::count(&self.open);
+        let _ = self.connections.send((stream, service, open));
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Closes the queue: the worker drains its connections, then says whether they all
@@ -294,7 +307,7 @@ where
 
     /// Serves the connections of the queue until it is closed, then drains them.
     async fn serve_queue(
-        mut queue: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, S)>,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, S, OpenConnection)>,
         options: ServeOptions,
         done: tokio::sync::oneshot::Sender<bool>,
     ) {
@@ -307,7 +320,7 @@ where
             .max_buf_size(options.max_header_bytes.max(8192));
         let graceful = GracefulShutdown::new();
         loop {
-            let (stream, service) = tokio::select! {
+            let (stream, service, open) = tokio::select! {
                 next = queue.recv() => match next {
                     Some(next) => next,
                     None => break,
@@ -337,6 +350,7 @@ where
                 if let Err(error) = connection.await {
                     tracing::debug!(error = %error, "connection ended with an error");
                 }
+                drop(open);
             });
             connections.add(watch, task.abort_handle());
         }
@@ -353,6 +367,23 @@ where
             () = sweeping => false,
         };
         let _ = done.send(finished);
+    }
+}
+
+/// One connection in a worker's count of open connections, from its hand-over to the end of
+/// its task (or its drop on the way there).
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn count(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -424,4 +455,40 @@ async fn start(
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_worker_counts_a_connection_until_it_ends() -> std::io::Result<()> {
+        let Some(worker) = Worker::on_own_thread(&ServeOptions::default()) else {
+            panic!("no worker thread");
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (accepted, _) = listener.accept()?;
+        accepted.set_nonblocking(true)?;
+        let service = hyper::service::service_fn(|_request| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+        });
+        worker.serve(accepted, service);
+        assert_eq!(worker.open(), 1);
+
+        client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")?;
+        let mut answer = [0u8; 12];
+        client.read_exact(&mut answer)?;
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        assert_eq!(worker.open(), 1, "still open between requests");
+
+        drop(client);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while worker.open() != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(worker.open(), 0, "the connection ended");
+        Ok(())
+    }
 }
