@@ -134,9 +134,8 @@ mod tests {
         assert!(client.is_some());
         let cpu = accepted.as_ref().and_then(client_cpu);
         if cfg!(target_os = "linux") {
-            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             // The CPU ids of a machine can exceed its count (offline CPUs), not by much.
-            assert!(cpu.is_some_and(|c| c < 1024), "{cpu:?} of {cpus}");
+            assert!(cpu.is_some_and(|c| c < 1024), "{cpu:?}");
         } else {
             assert_eq!(cpu, None);
         }
