@@ -209,9 +209,18 @@ impl Report {
     /// two medians can compare runs from different minutes, and the load on a shared machine
     /// changes from minute to minute (docs/benchmarks.md, fifth round).
     fn ratio(&self, workload: &str, peer: Kind) -> Option<f64> {
-        let klue = self.target(Kind::Klue)?.workload(workload)?;
-        let other = self.target(peer)?.workload(workload)?;
-        paired_ratio(&klue.runs, &other.runs)
+        let ratios = self.round_ratios(workload, peer);
+        (!ratios.is_empty()).then(|| median(&ratios))
+    }
+
+    /// klue's req/s over `peer`'s in each round of `workload` (see [`round_ratios`]).
+    fn round_ratios(&self, workload: &str, peer: Kind) -> Vec<f64> {
+        let runs = |kind| {
+            self.target(kind)
+                .and_then(|t| t.workload(workload))
+                .map_or(&[][..], |w| &w.runs[..])
+        };
+        round_ratios(runs(Kind::Klue), runs(peer))
     }
 
     /// `peer`'s CPU per request over klue's on `workload` (how many times more CPU it spends).
@@ -224,10 +233,15 @@ impl Report {
     fn compute_checks(&self) -> Vec<Check> {
         let mut checks = Vec::new();
         for (workload, bar) in [("ping", 0.9), ("hello", 0.9), ("create", 0.8)] {
-            if let Some(r) = self.ratio(workload, Kind::Baseline) {
+            let rounds = self.round_ratios(workload, Kind::Baseline);
+            if !rounds.is_empty() {
+                // The spread shows how much one run on this machine can be trusted.
+                let r = median(&rounds);
+                let low = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                let high = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 checks.push(Check {
                     what: format!("klue / baseline req/s, {workload}"),
-                    measured: format!("{r:.2}x"),
+                    measured: format!("{r:.2}x (rounds {low:.2}-{high:.2})"),
                     bar: format!(">= {bar}x"),
                     met: r >= bar,
                 });
@@ -374,21 +388,19 @@ impl Report {
     }
 }
 
-/// The median (mean of the two middle values for an even count); 0 for no values.
-/// The median over the rounds of `runs[i]`'s req/s over `peer_runs[i]`'s (both in round
-/// order); `None` without a round in which both ran and the peer answered.
-fn paired_ratio(runs: &[Run], peer_runs: &[Run]) -> Option<f64> {
-    let ratios: Vec<f64> = runs
-        .iter()
+/// `runs[i]`'s req/s over `peer_runs[i]`'s (both in round order), for each round in which
+/// both ran and the peer answered.
+fn round_ratios(runs: &[Run], peer_runs: &[Run]) -> Vec<f64> {
+    runs.iter()
         .zip(peer_runs)
         .filter_map(|(run, peer)| {
             let peer = peer.req_per_s();
             (peer > 0.0).then(|| run.req_per_s() / peer)
         })
-        .collect();
-    (!ratios.is_empty()).then(|| median(&ratios))
+        .collect()
 }
 
+/// The median (mean of the two middle values for an even count); 0 for no values.
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -445,14 +457,58 @@ mod tests {
         // other round klue ran at 0.9x the peer.
         let klue: Vec<Run> = [144e3, 141.3e3, 108e3, 108.9e3, 109.8e3].map(run).into();
         let peer: Vec<Run> = [160e3, 157e3, 158e3, 121e3, 122e3].map(run).into();
-        let paired = paired_ratio(&klue, &peer).unwrap();
+        let rounds = round_ratios(&klue, &peer);
+        assert_eq!(rounds.len(), 5);
+        let paired = median(&rounds);
         assert!((paired - 0.9).abs() < 1e-9, "{paired}");
         let of_medians = median(&klue.iter().map(Run::req_per_s).collect::<Vec<_>>())
             / median(&peer.iter().map(Run::req_per_s).collect::<Vec<_>>());
         assert!(of_medians < 0.85, "{of_medians}");
         // A round the peer did not answer in is left out; none at all gives no ratio.
-        assert_eq!(paired_ratio(&[run(1.0)], &[run(0.0)]), None);
-        assert_eq!(paired_ratio(&[], &[]), None);
+        assert!(round_ratios(&[run(1.0), run(2.0)], &[run(0.0), run(4.0)]) == [0.5]);
+        assert!(round_ratios(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_baseline_targets_show_the_spread_of_the_rounds() {
+        let mut klue = TargetResult::new(Kind::Klue, vec![6.0]);
+        let mut baseline = TargetResult::new(Kind::Baseline, vec![3.0]);
+        for (k, b) in [(88e3, 100e3), (95e3, 100e3), (120e3, 100e3)] {
+            klue.record(Workload::Ping, run(k), 0.5);
+            baseline.record(Workload::Ping, run(b), 0.5);
+        }
+        let machine = Machine {
+            nproc: 2,
+            cpu_model: "test".into(),
+            kernel: "test".into(),
+            rustc: "test".into(),
+            wrk: "test".into(),
+            loadavg_before: "0".into(),
+        };
+        let load = Load {
+            threads: 2,
+            connections: 32,
+            duration_s: 1,
+        };
+        let report = Report::new(
+            "cargo xtask bench".into(),
+            machine,
+            load,
+            3,
+            &[Workload::Ping],
+            vec![klue, baseline],
+            Vec::new(),
+        );
+        let ping = report
+            .checks
+            .iter()
+            .find(|c| c.what == "klue / baseline req/s, ping")
+            .unwrap();
+        assert_eq!(ping.measured, "0.95x (rounds 0.88-1.20)");
+        assert!(ping.met);
+        assert!(report.markdown().contains(
+            "| klue / baseline req/s, ping | 0.95x (rounds 0.88-1.20) | >= 0.9x | yes |"
+        ));
     }
 
     #[test]
