@@ -465,6 +465,7 @@ mod tests {
             / median(&peer.iter().map(Run::req_per_s).collect::<Vec<_>>());
         assert!(of_medians < 0.85, "{of_medians}");
         // A round the peer did not answer in is left out; none at all gives no ratio.
+        assert!(round_ratios(&[run(1.0)], &[run(0.0)]).is_empty());
         assert!(round_ratios(&[run(1.0), run(2.0)], &[run(0.0), run(4.0)]) == [0.5]);
         assert!(round_ratios(&[], &[]).is_empty());
     }
