@@ -1,7 +1,7 @@
 //! AWS test doubles as real processes on free loopback ports: moto (from the pinned
 //! requirements, in a venv under the target dir) and the CNCF distribution registry
-//! (`docker-registry`). A missing tool fails under CI (`CI` set) and skips elsewhere: the
-//! functions return `None` after printing why.
+//! (`docker-registry`). A missing tool fails the test that needs it, naming the package to
+//! install (`.ci/run` installs them all): a test that could not run never counts as passed.
 
 use crate::free_port;
 use std::path::{Path, PathBuf};
@@ -18,9 +18,8 @@ impl Drop for Process {
     }
 }
 
-fn skip_or_fail(why: &str) {
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("skipped: {why}");
+fn missing(why: &str) -> ! {
+    panic!("this test cannot run: {why}")
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -33,7 +32,7 @@ fn wait_for_port(port: u16, what: &str) {
 
 /// The `moto_server` script of a venv at `venv` with `requirements` installed (reinstalled
 /// when the requirements file changes).
-pub fn moto_server(venv: &Path, requirements: &Path) -> Option<PathBuf> {
+pub fn moto_server(venv: &Path, requirements: &Path) -> PathBuf {
     // Tests of one binary run in parallel: one of them creates the venv, the others wait.
     // (Test binaries themselves run one after another.)
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -42,7 +41,7 @@ pub fn moto_server(venv: &Path, requirements: &Path) -> Option<PathBuf> {
     let server = venv.join("bin/moto_server");
     let stamp = venv.join(".klue-requirements");
     if server.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Some(server);
+        return server;
     }
     if !venv.join("bin/python").exists() {
         let ok = Command::new("python3")
@@ -52,8 +51,7 @@ pub fn moto_server(venv: &Path, requirements: &Path) -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            skip_or_fail("python3 -m venv failed: apt-get install python3-venv");
-            return None;
+            missing("python3 -m venv failed: apt-get install python3-venv");
         }
     }
     let status = Command::new(venv.join("bin/python"))
@@ -74,7 +72,7 @@ pub fn moto_server(venv: &Path, requirements: &Path) -> Option<PathBuf> {
         requirements.display()
     );
     std::fs::write(&stamp, wanted).unwrap();
-    Some(server)
+    server
 }
 
 /// A moto server on a free port.
@@ -87,7 +85,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto from the pinned `xtask/image-test-requirements.txt`, in one venv under the
     /// target dir that every test shares.
-    pub fn start_pinned() -> Option<Moto> {
+    pub fn start_pinned() -> Moto {
         Moto::start(
             &crate::target_dir().join("moto-test-venv"),
             &crate::workspace_root().join("xtask/image-test-requirements.txt"),
@@ -95,8 +93,8 @@ impl Moto {
     }
 
     /// Starts `moto_server` (see [`moto_server`]).
-    pub fn start(venv: &Path, requirements: &Path) -> Option<Moto> {
-        let server = moto_server(venv, requirements)?;
+    pub fn start(venv: &Path, requirements: &Path) -> Moto {
+        let server = moto_server(venv, requirements);
         let port = free_port();
         let child = Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -106,10 +104,10 @@ impl Moto {
             .unwrap();
         let process = Process(child);
         wait_for_port(port, "moto_server");
-        Some(Moto {
+        Moto {
             _process: process,
             endpoint: format!("http://127.0.0.1:{port}"),
-        })
+        }
     }
 }
 
@@ -123,11 +121,10 @@ pub struct Registry {
 
 impl Registry {
     /// Starts `/usr/bin/docker-registry`.
-    pub fn start() -> Option<Registry> {
+    pub fn start() -> Registry {
         let binary = Path::new("/usr/bin/docker-registry");
         if !binary.exists() {
-            skip_or_fail("docker-registry is missing: apt-get install -y docker-registry");
-            return None;
+            missing("docker-registry is missing: apt-get install -y docker-registry");
         }
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -145,10 +142,10 @@ impl Registry {
             .unwrap();
         let process = Process(child);
         wait_for_port(port, "docker-registry");
-        Some(Registry {
+        Registry {
             _process: process,
             _dir: dir,
             host: format!("127.0.0.1:{port}"),
-        })
+        }
     }
 }
