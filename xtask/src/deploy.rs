@@ -7,10 +7,10 @@
 //! 1: failed, with what state things are in and what to run next.
 
 use crate::accept::{self, AcceptTarget, LocalService, RemoteHost};
-use crate::{image, podman, push};
+use crate::{dev_defaults, image, podman, push};
 use anyhow::{Context, Result, bail};
-use klue_deploy::apply::{Deployer, Outcome, Progress, Release, Settings};
-use klue_deploy::observe::Clients;
+use klue_deploy::apply::{Deployer, Outcome, Progress, Release, SecretPurge, Settings};
+use klue_deploy::observe::{Clients, preflight, region_note};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,9 +73,13 @@ pub struct RollbackArgs {
 pub struct DestroyArgs {
     /// The environment.
     env: String,
-    /// Also delete its secrets from Secrets Manager (recoverable for 7 days).
+    /// Also delete its secrets from Secrets Manager (recoverable for 7 days; a deploy in that
+    /// window restores them).
     #[arg(long)]
     purge_secrets: bool,
+    /// With --purge-secrets: delete the secrets at once, without the 7-day recovery window.
+    #[arg(long, requires = "purge_secrets")]
+    without_recovery: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -239,8 +243,55 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     let deployment = deployment()?;
     let env = deployment
         .environment(&args.env)
-        .with_context(|| format!("no environment {:?} in infra", args.env))?
+        .with_context(|| {
+            let known: Vec<&str> = deployment
+                .environments
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            format!(
+                "no environment {:?} in infra (known: {})",
+                args.env,
+                known.join(", ")
+            )
+        })?
         .clone();
+    let dev_defaults = dev_defaults::load();
+    dev_defaults.refuse_secrets(&env.secrets)?;
+    if let Some(note) = region_note(&deployment.region) {
+        eprintln!("{note}");
+    }
+    let runtime = runtime()?;
+    let clients = runtime.block_on(Clients::from_env(&deployment.region));
+    // Fail fast: credentials, STS and read access to EB, before anything is built.
+    let caller = runtime
+        .block_on(preflight(&clients, &deployment))
+        .context("AWS is not usable for this deploy; nothing was built or changed")?;
+    eprintln!(
+        "AWS account {} ({}), region {}",
+        caller.account, caller.arn, deployment.region
+    );
+    let console = Console::new(args.common.yes);
+    let secret_values = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut deployer = Deployer {
+        clients: &clients,
+        deployment: &deployment,
+        progress: &console,
+        settings: Settings {
+            keep_previous: args.keep_previous,
+            grace: Duration::from_secs(args.grace),
+            ..settings(&args.common)
+        },
+    };
+    // The plan, and the one question, before the first change of any kind (the image build,
+    // the ECR repository, the push).
+    let preview = runtime.block_on(deployer.preview(&args.env, &secret_values))?;
+    if !console.confirm(&format!(
+        "Build, test and push the image, then deploy it to {}?",
+        args.env
+    )) {
+        bail!("not confirmed: nothing was built, pushed or changed");
+    }
     if !args.skip_local_tests {
         let binary = accept::build_service()?;
         let mut local = LocalService::start(&binary)?;
@@ -251,7 +302,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         }
     }
     let built = image(&args)?;
-    let pushed = runtime()?.block_on(push::push(
+    let pushed = runtime.block_on(push::push(
         &push::Args {
             registry: args.registry.clone(),
             repository: deployment.image_repository.clone(),
@@ -264,22 +315,22 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         &built.layout,
     ))?;
     eprintln!("pushed {}", pushed.by_digest);
-    let settings = Settings {
-        keep_previous: args.keep_previous,
-        grace: Duration::from_secs(args.grace),
-        ..settings(&args.common)
-    };
     let release = Release {
         image: pushed.by_digest.clone(),
         version: built.tag.clone(),
     };
-    let outcome = with_deployer(args.common.yes, settings, async |d| {
+    deployer.settings.confirmed = Some(preview);
+    let outcome = runtime.block_on(async {
         let accept = |url: &str| accept_environment(&env, url);
-        let secret_values = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        d.deploy(&args.env, &release, &secret_values, &accept).await
+        deployer
+            .deploy(&args.env, &release, &secret_values, &accept)
+            .await
     })?;
     let summary = match outcome {
-        Outcome::NoChange => format!("{}: no changes", args.env),
+        Outcome::NoChange => format!(
+            "{}: no changes (healthy, runs {}, acceptance passed)",
+            args.env, built.tag
+        ),
         Outcome::Created => format!("{}: created", args.env),
         Outcome::Updated => format!("{}: updated", args.env),
         Outcome::Swapped { live, kept } => match kept {
@@ -298,6 +349,9 @@ fn with_deployer<T>(
     work: impl AsyncFnOnce(&Deployer<'_>) -> Result<T, klue_deploy::apply::ApplyError>,
 ) -> Result<T> {
     let deployment = deployment()?;
+    if let Some(note) = region_note(&deployment.region) {
+        eprintln!("{note}");
+    }
     let console = Console::new(assume_yes);
     let result = runtime()?.block_on(async {
         let clients = Clients::from_env(&deployment.region).await;
@@ -322,7 +376,12 @@ pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
 
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode> {
     let message = with_deployer(args.common.yes, settings(&args.common), async |d| {
-        d.destroy(&args.env, args.purge_secrets).await
+        let purge = match (args.purge_secrets, args.without_recovery) {
+            (false, _) => SecretPurge::Keep,
+            (true, false) => SecretPurge::WithRecovery,
+            (true, true) => SecretPurge::WithoutRecovery,
+        };
+        d.destroy(&args.env, purge).await
     })?;
     println!("destroy: {message}");
     Ok(ExitCode::SUCCESS)

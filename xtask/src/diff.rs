@@ -44,6 +44,9 @@ fn compute(env: Option<&str>, read_secret_values: bool) -> Result<Plan> {
             known.join(", ")
         );
     }
+    if let Some(note) = klue_deploy::observe::region_note(&deployment.region) {
+        eprintln!("{note}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -56,7 +59,11 @@ fn compute(env: Option<&str>, read_secret_values: bool) -> Result<Plan> {
     let mut desired = Desired::new(&deployment);
     if read_secret_values {
         // Only fingerprints are kept; the values are dropped here.
-        desired = desired.with_secret_values(|name| std::env::var(name).ok());
+        // A development default (cargo's `[env]`) is not the deployer's value: not compared.
+        let dev = crate::dev_defaults::load();
+        desired = desired.with_secret_values(&observed, |name| {
+            std::env::var(name).ok().filter(|v| !dev.is_default(v))
+        });
     }
     let full = plan(&desired, &observed);
     Ok(match env {

@@ -4,6 +4,7 @@ mod accept;
 mod bench;
 mod codegen;
 mod deploy;
+mod dev_defaults;
 mod diff;
 mod image;
 mod podman;
@@ -58,8 +59,23 @@ enum Verb {
     Token(token::Args),
 }
 
+/// The exit code of a usage error (sysexits' EX_USAGE). Not 2: `diff` and `drift` exit 2 for
+/// "changes found", and a typo in a CI job must not read as drift.
+const EXIT_USAGE: u8 = 64;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                // --help and --version
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.verb {
         Verb::Accept(args) => accept::run(args),
         Verb::Bench(args) => bench::run(args),

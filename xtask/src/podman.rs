@@ -35,7 +35,7 @@ pub fn require() -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Result<Output> {
-    let shown = format!("{cmd:?}");
+    let shown = crate::util::command_line(cmd);
     let out = cmd
         .output()
         .with_context(|| format!("could not start {shown}"))?;
@@ -70,7 +70,8 @@ pub struct Container {
 }
 
 /// Starts `image` with `env` on a free loopback port (host network, `PORT` and `KLUE_HOST`
-/// set), waits until `/ping` answers 200, and returns the base URL and the container.
+/// set), waits until `/ping` answers 200, and returns the base URL and the container. The
+/// variables of `env` reach the container by name only (`--env NAME`).
 pub fn start(image: &str, env: &[(String, String)]) -> Result<(String, Container)> {
     require()?;
     let port = free_port()?;
@@ -90,8 +91,10 @@ pub fn start(image: &str, env: &[(String, String)]) -> Result<(String, Container
             "--env",
             "KLUE_HOST=127.0.0.1",
         ]);
+    // By name: podman takes the value from its own environment, so values (secrets) never
+    // stand on a command line, where any process can read them in /proc/<pid>/cmdline.
     for (key, value) in env {
-        cmd.arg("--env").arg(format!("{key}={value}"));
+        cmd.arg("--env").arg(key).env(key, value);
     }
     cmd.arg(image);
     output(&mut cmd)?;

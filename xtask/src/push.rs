@@ -45,7 +45,8 @@ pub struct Args {
     /// Allow plain HTTP to a registry that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
-    /// The ECR region when neither the registry host nor AWS_REGION names one.
+    /// The ECR region (default: the region of an ECR registry host, else AWS_REGION). `deploy`
+    /// passes the deployment's region, so the image lands where the environments run.
     #[arg(long)]
     pub region: Option<String>,
 }
@@ -613,12 +614,9 @@ struct EcrLogin {
 
 /// Creates the repository if missing and gets an authorization token, with the AWS SDK.
 async fn ecr_login(repository: &str, region: Option<String>) -> Result<EcrLogin> {
-    use aws_sdk_ecr::error::DisplayErrorContext;
+    use klue_deploy::aws_error::from_sdk;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_REGION").is_none()
-        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        && let Some(region) = region
-    {
+    if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region));
     }
     let config = loader.load().await;
@@ -639,24 +637,19 @@ async fn ecr_login(repository: &str, region: Option<String>) -> Result<EcrLogin>
                 .repository_name(repository)
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow!(
-                        "ECR CreateRepository {repository}: {}",
-                        DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(|e| anyhow!("{}", from_sdk("ecr:CreateRepository", &e)))?;
             eprintln!("created ECR repository {repository}");
         }
         Err(error) => bail!(
-            "ECR DescribeRepositories {repository}: {}",
-            DisplayErrorContext(&error)
+            "{} (repository {repository})",
+            from_sdk("ecr:DescribeRepositories", &error)
         ),
     }
     let answer = ecr
         .get_authorization_token()
         .send()
         .await
-        .map_err(|e| anyhow!("ECR GetAuthorizationToken: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| anyhow!("{}", from_sdk("ecr:GetAuthorizationToken", &e)))?;
     let data = answer
         .authorization_data()
         .first()

@@ -47,9 +47,26 @@ fn is_package_variable(name: &str) -> bool {
         || name.starts_with("CARGO_BIN_EXE_")
 }
 
+/// A command's program and arguments for messages. Not `{cmd:?}`: `Command`'s debug output
+/// also lists the variables set on it, and those may hold secrets.
+pub fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|part| {
+            let part = part.to_string_lossy();
+            if part.is_empty() || part.contains(char::is_whitespace) {
+                format!("{part:?}")
+            } else {
+                part.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs a command, failing with its command line when it does not exit 0.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
+    let shown = command_line(cmd);
     eprintln!("+ {shown}");
     let status = cmd
         .status()

@@ -302,3 +302,62 @@ fn bad_invocations_fail_clearly() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no check matches"), "{stderr}");
 }
+
+/// `accept --image` hands the JWT secret to podman by name only: the value is on no command
+/// line (readable by any process in /proc/<pid>/cmdline) and in no message, also when podman
+/// fails. A stand-in `podman` first on PATH records its arguments and the variable it got,
+/// then fails `run` as a broken podman would.
+#[test]
+fn image_secret_reaches_podman_by_name_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let script = dir.path().join("podman");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             echo \"argv: $*\" >> '{record}'\n\
+             echo \"env: $KLUE_JWT_SECRET\" >> '{record}'\n\
+             case \"$*\" in *--version*) echo 'podman version 5.0.0'; exit 0;; esac\n\
+             echo 'Error: the runtime failed' >&2\n\
+             exit 125\n",
+            record = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (output, stdout, stderr) = run(xtask()
+        .args(["--image", "localhost/klue-never-pulled:latest"])
+        .env("PATH", path)
+        .env("KLUE_JWT_SECRET", SECRET)
+        .env("KLUE_JWT_AUDIENCE", AUDIENCE));
+    assert!(!output.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("podman"), "{stderr}");
+    assert!(stderr.contains("the runtime failed"), "{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}{stderr}"
+    );
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let run_line = recorded
+        .lines()
+        .find(|l| l.starts_with("argv: ") && l.contains(" run "))
+        .unwrap_or_else(|| panic!("podman run was not called: {recorded}"));
+    assert!(run_line.contains("--env KLUE_JWT_SECRET "), "{run_line}");
+    for line in recorded.lines().filter(|l| l.starts_with("argv: ")) {
+        assert!(
+            !line.contains(SECRET),
+            "a secret on the command line: {line}"
+        );
+    }
+    assert!(
+        recorded.contains(&format!("env: {SECRET}")),
+        "podman got the value from its environment: {recorded}"
+    );
+}

@@ -5,7 +5,7 @@
 //! and `drift` exit 0; then changes staging out of band (a MinSize, an added variable, a
 //! removed secret reference) -> `drift` exits 2 and names exactly that key.
 //!
-//! Needs python3-venv for moto: a missing tool fails under CI (`CI` set) and skips elsewhere.
+//! Needs python3-venv for moto: a missing tool fails the test, naming the package to install.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_elasticbeanstalk::types::{
@@ -85,8 +85,8 @@ impl Doubles {
     }
 }
 
-fn start() -> Option<Doubles> {
-    let moto = Moto::start_pinned()?;
+fn start() -> Doubles {
+    let moto = Moto::start_pinned();
     let moto_endpoint = moto.endpoint.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -103,12 +103,12 @@ fn start() -> Option<Doubles> {
             config,
         ))
         .unwrap();
-    Some(Doubles {
+    Doubles {
         eb_endpoint: format!("http://{addr}"),
         moto_endpoint,
         _moto: moto,
         runtime,
-    })
+    }
 }
 
 async fn wait_ready(eb: &aws_sdk_elasticbeanstalk::Client, name: &str) {
@@ -231,7 +231,7 @@ fn drifted_keys(d: &Doubles) -> Vec<String> {
 
 #[test]
 fn diff_is_clean_after_reconcile_and_drift_names_each_out_of_band_change() {
-    let Some(d) = start() else { return };
+    let d = start();
     let dep = infra::deployment();
     let staging = dep.environment("staging").unwrap().clone();
     assert!(
@@ -316,6 +316,43 @@ fn diff_is_clean_after_reconcile_and_drift_names_each_out_of_band_change() {
     );
     assert_eq!(code(&d.xtask(&["drift"])), 0);
 
+    // 1b. A scaling trigger changed in the console: EB answers trigger options with a
+    // ResourceName (the alarm they configure); drift still names the key, as an update from
+    // the value in AWS.
+    let configured = staging.autoscaling.trigger.upper_threshold;
+    let changed = format!("{}", configured + 20.0);
+    update(
+        vec![setting(
+            "aws:autoscaling:trigger",
+            "UpperThreshold",
+            &changed,
+        )],
+        vec![],
+    );
+    let out = d.xtask(&["drift", "--json"]);
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let staging_plan = plan["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "staging")
+        .unwrap();
+    let rows = staging_plan["changes"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["name"], "aws:autoscaling:trigger UpperThreshold");
+    assert_eq!(rows[0]["action"], "update");
+    assert_eq!(rows[0]["current"], changed.as_str());
+    update(
+        vec![setting(
+            "aws:autoscaling:trigger",
+            "UpperThreshold",
+            &format!("{configured}"),
+        )],
+        vec![],
+    );
+    assert_eq!(code(&d.xtask(&["drift"])), 0);
+
     // 2. A variable added out of band: the namespace is owned exactly.
     update(vec![setting(ENV_VARS, "DEBUG_BACKDOOR", "1")], vec![]);
     assert_eq!(
@@ -394,6 +431,25 @@ fn diff_is_clean_after_reconcile_and_drift_names_each_out_of_band_change() {
         keys.contains(&"staging auto scaling group MinSize".to_string()),
         "{keys:?}"
     );
+    let out = d.xtask(&["drift", "staging", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resized = plan["environments"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "auto scaling group MinSize")
+        .cloned()
+        .unwrap();
+    assert_eq!(resized["current"], "0", "the size in AWS: {resized}");
+    assert_eq!(
+        resized["desired"],
+        staging.autoscaling.min.to_string().as_str()
+    );
+
+    // A usage error is neither "no change" (0) nor "changes" (2): a typo in a CI job must not
+    // read as drift.
+    let out = d.xtask(&["drift", "--no-such-flag"]);
+    assert_eq!(code(&out), 64, "{}", show(&out));
 
     // An unknown environment is an error (exit 1), not drift.
     let out = d.xtask(&["diff", "nope"]);

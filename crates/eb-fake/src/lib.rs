@@ -63,6 +63,20 @@
 //!   WARN < ERROR < FATAL). Timestamps are kept and answered with millisecond precision, so an
 //!   `EventDate` read back and sent as `StartTime` includes that event.
 //!
+//! # Configuration settings
+//!
+//! `DescribeConfigurationSettings` answers the platform's defaults (options nobody set, as a
+//! Docker on Amazon Linux 2023 environment shows them) merged with what was set. Each option
+//! carries the `ResourceName` EB gives it: `AWSEBAutoScalingGroup` on `aws:autoscaling:asg`
+//! and `AWSEBLoadBalancer` on `aws:elb:policies` as AWS's documented example shows; the
+//! alarm, scaling-policy and launch-configuration names on `aws:autoscaling:trigger` and
+//! `aws:autoscaling:launchconfiguration` as real answers published by EB users show; the
+//! application load balancer's names are a guess (marked in the code). Comma lists come back
+//! joined with `", "` (a guess from EB's own defaults). While an update runs, the answer holds
+//! the deployed set and a `pending` draft; after an update failed, the deployed set and a
+//! `failed` draft until the next update (AWS documents that a draft may be answered beside the
+//! deployed set, not exactly when: a guess).
+//!
 //! # Test hooks
 //!
 //! Under `/_fake/`: `GET /_fake/calls` (every action received, in order), `GET
@@ -237,6 +251,10 @@ struct Env {
     hung: bool,
     /// Options and version to restore if the pending update fails or is aborted.
     revert: Option<(BTreeMap<OptionKey, String>, Option<String>)>,
+    /// The options of the last update that failed to deploy: DescribeConfigurationSettings
+    /// answers them as a second set with `DeploymentStatus` `failed`, beside the deployed one,
+    /// until the next update.
+    failed_draft: Option<BTreeMap<OptionKey, String>>,
     outcome: Outcome,
 }
 
@@ -780,6 +798,41 @@ fn platform_defaults(env: &Env) -> BTreeMap<OptionKey, String> {
             "ManagedActionsEnabled",
             "true".into(),
         ),
+        (
+            "aws:autoscaling:asg",
+            "Custom Availability Zones",
+            String::new(),
+        ),
+        (
+            "aws:autoscaling:launchconfiguration",
+            "MonitoringInterval",
+            "5 minute".into(),
+        ),
+        (
+            "aws:autoscaling:launchconfiguration",
+            "RootVolumeType",
+            String::new(),
+        ),
+        (
+            "aws:autoscaling:updatepolicy:rollingupdate",
+            "RollingUpdateEnabled",
+            "false".into(),
+        ),
+        (
+            "aws:autoscaling:updatepolicy:rollingupdate",
+            "RollingUpdateType",
+            "Time".into(),
+        ),
+        (
+            "aws:elasticbeanstalk:healthreporting:system",
+            "HealthCheckSuccessThreshold",
+            "Ok".into(),
+        ),
+        (
+            "aws:elasticbeanstalk:monitoring",
+            "Automatically Terminate Unhealthy Instances",
+            "true".into(),
+        ),
     ];
     if lb_type == "application" {
         d.extend([
@@ -841,6 +894,58 @@ fn platform_defaults(env: &Env) -> BTreeMap<OptionKey, String> {
         .collect()
 }
 
+/// The `ResourceName` EB puts on an option in DescribeConfigurationSettings: the resource of
+/// the environment's CloudFormation stack that the option configures. Options of the
+/// environment as a whole (variables, deployment policy, health reporting, logs) carry none.
+fn resource_name(namespace: &str, option: &str) -> Option<&'static str> {
+    const ASG: &str = "AWSEBAutoScalingGroup";
+    const LAUNCH: &str = "AWSEBAutoScalingLaunchConfiguration";
+    match namespace {
+        // Documented: AWS's own DescribeConfigurationSettings example (API reference, CLI
+        // reference) shows these two.
+        "aws:autoscaling:asg" => Some(ASG),
+        "aws:elb:policies" => Some("AWSEBLoadBalancer"),
+        // Not in AWS's documentation; as real answers published by EB users show them.
+        "aws:autoscaling:launchconfiguration" => match option {
+            "InstanceType" | "SSHSourceRestriction" => None,
+            _ => Some(LAUNCH),
+        },
+        "aws:autoscaling:trigger" => Some(match option {
+            "UpperThreshold" => "AWSEBCloudwatchAlarmHigh",
+            "UpperBreachScaleIncrement" => "AWSEBAutoScalingScaleUpPolicy",
+            "LowerBreachScaleIncrement" => "AWSEBAutoScalingScaleDownPolicy",
+            _ => "AWSEBCloudwatchAlarmLow",
+        }),
+        "aws:autoscaling:updatepolicy:rollingupdate" => Some(ASG),
+        "aws:ec2:vpc" => match option {
+            "Subnets" => Some(ASG),
+            "ELBSubnets" | "ELBScheme" => Some("AWSEBLoadBalancer"),
+            "VPCId" => Some("AWSEBSecurityGroup"),
+            "AssociatePublicIpAddress" => Some(LAUNCH),
+            _ => None,
+        },
+        // GUESS (undocumented, and no published answer of an application load balancer
+        // environment was found): the ALB's resources, named like the others.
+        "aws:elbv2:loadbalancer" => Some("AWSEBV2LoadBalancer"),
+        "aws:elbv2:listener:default" => Some("AWSEBV2LoadBalancerListener"),
+        "aws:elbv2:listener:443" => Some("AWSEBV2LoadBalancerListener443"),
+        "aws:elasticbeanstalk:environment:process:default" => {
+            Some("AWSEBV2LoadBalancerTargetGroup")
+        }
+        _ => None,
+    }
+}
+
+/// Options whose value is a comma-separated list.
+const LIST_OPTIONS: &[(&str, &str)] = &[
+    ("aws:autoscaling:launchconfiguration", "SecurityGroups"),
+    ("aws:ec2:instances", "InstanceTypes"),
+    ("aws:ec2:vpc", "Subnets"),
+    ("aws:ec2:vpc", "ELBSubnets"),
+    ("aws:elbv2:loadbalancer", "SecurityGroups"),
+    ("aws:elbv2:listener:443", "SSLCertificateArns"),
+];
+
 /// How EB stores a value it was given (the rewrites real EB does).
 fn stored_value(env_id: &str, ns: &str, name: &str, value: &str) -> String {
     match (ns, name) {
@@ -849,11 +954,23 @@ fn stored_value(env_id: &str, ns: &str, name: &str, value: &str) -> String {
             format!("arn:aws:iam::{ACCOUNT}:role/{value}")
         }
         // EB adds its own security group to the instances' groups.
-        ("aws:autoscaling:launchconfiguration", "SecurityGroups") => {
-            format!("{value},awseb-{env_id}-stack-AWSEBSecurityGroup-1FAKE")
-        }
+        ("aws:autoscaling:launchconfiguration", "SecurityGroups") => join_list(&format!(
+            "{value},awseb-{env_id}-stack-AWSEBSecurityGroup-1FAKE"
+        )),
+        // GUESS (undocumented; as EB's own defaults read, e.g. InstanceTypes
+        // "t3.micro, t3.small"): lists come back joined with ", " whatever the separator sent.
+        key if LIST_OPTIONS.contains(&key) => join_list(value),
         _ => value.to_string(),
     }
+}
+
+fn join_list(value: &str) -> String {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Inner {
@@ -927,6 +1044,7 @@ impl Inner {
                     let revert = env.revert.take();
                     match outcome {
                         Outcome::Fail(message) => {
+                            env.failed_draft = Some(env.options.clone());
                             if let Some((options, version)) = revert {
                                 env.options = options;
                                 env.version_label = version;
@@ -1271,6 +1389,7 @@ impl Inner {
                     pending: Some((Pending::Launch, Instant::now() + self.config.transition)),
                     hung,
                     revert: None,
+                    failed_draft: None,
                     outcome,
                 };
                 self.event(&env, "INFO", "createEnvironment is starting.".into(), rid);
@@ -1353,6 +1472,7 @@ impl Inner {
                 let transition = self.config.transition;
                 let env = &mut self.envs[i];
                 env.revert = Some((env.options.clone(), env.version_label.clone()));
+                env.failed_draft = None;
                 for o in &settings {
                     if let (Some(ns), Some(n)) = (o.get("Namespace"), o.get("OptionName")) {
                         let v = o.get("Value").cloned().unwrap_or_default();
@@ -1433,21 +1553,40 @@ impl Inner {
                         env.name
                     )));
                 }
-                let mut all = platform_defaults(env);
-                all.extend(env.options.clone());
+                // The deployed set first; beside it, the draft of an update in progress
+                // ("pending") or of the last update that failed ("failed").
+                let updating = matches!(env.pending, Some((Pending::Update, _)));
+                let (deployed, draft) = match (&env.revert, &env.failed_draft) {
+                    (Some((before, _)), _) if updating => {
+                        (before.clone(), Some(("pending", env.options.clone())))
+                    }
+                    (_, Some(failed)) => (env.options.clone(), Some(("failed", failed.clone()))),
+                    _ => (env.options.clone(), None),
+                };
+                let with_defaults = |options: BTreeMap<OptionKey, String>| {
+                    let mut all = platform_defaults(env);
+                    all.extend(options);
+                    all
+                };
+                let mut sets = vec![("deployed", with_defaults(deployed))];
+                if let Some((status, options)) = draft {
+                    sets.push((status, with_defaults(options)));
+                }
                 let env = env.clone();
-                x.list("ConfigurationSettings", [()], |x, ()| {
+                x.list("ConfigurationSettings", sets, |x, (status, all)| {
                     x.text("SolutionStackName", &env.solution_stack)
                         .text("PlatformArn", &env.platform_arn)
                         .text("ApplicationName", &env.app)
                         .text("EnvironmentName", &env.name)
-                        .text("DeploymentStatus", "deployed")
+                        .text("DeploymentStatus", status)
                         .text("DateCreated", &ts(env.created))
                         .text("DateUpdated", &ts(env.updated))
                         .list("OptionSettings", &all, |x, ((ns, n), v)| {
-                            x.text("Namespace", ns)
-                                .text("OptionName", n)
-                                .text("Value", v);
+                            x.text("Namespace", ns).text("OptionName", n);
+                            if let Some(resource) = resource_name(ns, n) {
+                                x.text("ResourceName", resource);
+                            }
+                            x.text("Value", v);
                         });
                 });
             }

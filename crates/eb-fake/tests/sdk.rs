@@ -1492,3 +1492,147 @@ async fn fault_unhealthy_next_launch_and_requests_log() {
     assert_eq!(calls.len(), reqs.len());
     assert_eq!(calls.last().map(String::as_str), Some("UpdateEnvironment"));
 }
+
+/// DescribeConfigurationSettings answers as EB does: a `ResourceName` on the options of the
+/// stack's resources (the Auto Scaling group, the alarms and policies of the trigger, the
+/// launch configuration, the load balancer's listener and process) and none on the
+/// environment's own; lists joined with ", "; the deployed set first, and a draft beside it
+/// while an update runs ("pending") and after one failed ("failed").
+#[tokio::test]
+async fn configuration_settings_answer_resource_names_lists_and_drafts() {
+    let (eb, endpoint) = start(50).await;
+    eb.create_application()
+        .application_name("demo")
+        .send()
+        .await
+        .unwrap();
+    eb.create_environment()
+        .application_name("demo")
+        .environment_name("demo-web")
+        .solution_stack_name("64bit Amazon Linux 2023 v4.3.0 running Docker")
+        .option_settings(opt(
+            "aws:elasticbeanstalk:environment",
+            "LoadBalancerType",
+            "application",
+        ))
+        .option_settings(opt("aws:autoscaling:asg", "MaxSize", "2"))
+        .option_settings(opt("aws:autoscaling:trigger", "UpperThreshold", "70"))
+        .option_settings(opt("aws:ec2:instances", "InstanceTypes", "t3.small,t3a.small"))
+        .option_settings(opt(
+            "aws:elasticbeanstalk:application:environment",
+            "RUST_LOG",
+            "info",
+        ))
+        .send()
+        .await
+        .unwrap();
+    wait_ready(&eb, "demo-web").await;
+    let settings = |eb: Client| async move {
+        eb.describe_configuration_settings()
+            .application_name("demo")
+            .environment_name("demo-web")
+            .send()
+            .await
+            .unwrap()
+            .configuration_settings()
+            .to_vec()
+    };
+    let sets = settings(eb.clone()).await;
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].deployment_status().unwrap().as_str(), "deployed");
+    let find = |set: &aws_sdk_elasticbeanstalk::types::ConfigurationSettingsDescription,
+                ns: &str,
+                name: &str| {
+        set.option_settings()
+            .iter()
+            .find(|o| o.namespace() == Some(ns) && o.option_name() == Some(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{ns} {name} missing"))
+    };
+    for (ns, name, resource) in [
+        ("aws:autoscaling:asg", "MaxSize", Some("AWSEBAutoScalingGroup")),
+        ("aws:autoscaling:asg", "MinSize", Some("AWSEBAutoScalingGroup")),
+        (
+            "aws:autoscaling:trigger",
+            "UpperThreshold",
+            Some("AWSEBCloudwatchAlarmHigh"),
+        ),
+        (
+            "aws:autoscaling:trigger",
+            "LowerThreshold",
+            Some("AWSEBCloudwatchAlarmLow"),
+        ),
+        (
+            "aws:autoscaling:trigger",
+            "UpperBreachScaleIncrement",
+            Some("AWSEBAutoScalingScaleUpPolicy"),
+        ),
+        (
+            "aws:autoscaling:launchconfiguration",
+            "SecurityGroups",
+            Some("AWSEBAutoScalingLaunchConfiguration"),
+        ),
+        (
+            "aws:elbv2:listener:default",
+            "ListenerEnabled",
+            Some("AWSEBV2LoadBalancerListener"),
+        ),
+        (
+            "aws:elasticbeanstalk:environment:process:default",
+            "HealthCheckPath",
+            Some("AWSEBV2LoadBalancerTargetGroup"),
+        ),
+        ("aws:elasticbeanstalk:application:environment", "RUST_LOG", None),
+        ("aws:elasticbeanstalk:command", "DeploymentPolicy", None),
+    ] {
+        assert_eq!(
+            find(&sets[0], ns, name).resource_name(),
+            resource,
+            "{ns} {name}"
+        );
+    }
+    assert_eq!(
+        find(&sets[0], "aws:ec2:instances", "InstanceTypes").value(),
+        Some("t3.small, t3a.small")
+    );
+
+    // While an update runs: the deployed set still holds the old value, a pending draft the new.
+    fault(&endpoint, r#"{"kind":"hang_next_update"}"#).await;
+    eb.update_environment()
+        .environment_name("demo-web")
+        .option_settings(opt("aws:autoscaling:asg", "MaxSize", "3"))
+        .send()
+        .await
+        .unwrap();
+    let sets = settings(eb.clone()).await;
+    let statuses: Vec<&str> = sets
+        .iter()
+        .map(|s| s.deployment_status().unwrap().as_str())
+        .collect();
+    assert_eq!(statuses, ["deployed", "pending"]);
+    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("2"));
+    assert_eq!(find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
+    fault(&endpoint, r#"{"kind":"release"}"#).await;
+    wait_ready(&eb, "demo-web").await;
+    let sets = settings(eb.clone()).await;
+    assert_eq!(sets.len(), 1);
+    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
+
+    // After a failed update: the reverted deployed set, and the failed draft beside it.
+    fault(&endpoint, r#"{"kind":"fail_next_update"}"#).await;
+    eb.update_environment()
+        .environment_name("demo-web")
+        .option_settings(opt("aws:autoscaling:asg", "MaxSize", "9"))
+        .send()
+        .await
+        .unwrap();
+    wait_ready(&eb, "demo-web").await;
+    let sets = settings(eb.clone()).await;
+    let statuses: Vec<&str> = sets
+        .iter()
+        .map(|s| s.deployment_status().unwrap().as_str())
+        .collect();
+    assert_eq!(statuses, ["deployed", "failed"]);
+    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
+    assert_eq!(find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(), Some("9"));
+}

@@ -15,6 +15,7 @@
 //! the caller (`cargo xtask deploy`) passes an image reference and an acceptance callback.
 
 pub mod apply;
+pub mod aws_error;
 pub mod model;
 pub mod normalize;
 pub mod observe;
@@ -29,10 +30,45 @@ pub use plan::{Desired, Plan, plan};
 
 /// Reads secret variable NAMES from an `env.secrets` file body: one per line, `#` comments,
 /// blank lines ignored.
+///
+/// A line that holds a value (`NAME=value`) is kept as `NAME=… (line N ...)`: the value is
+/// dropped here so that no message can print it, and the entry fails validation by name and
+/// line number.
 pub fn parse_secret_names(text: &str) -> Vec<String> {
     text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(number, line)| match line.split_once('=') {
+            Some((name, _value)) => format!(
+                "{}=… (env.secrets line {number}: names only; the value is not shown)",
+                name.trim()
+            ),
+            None => line.to_string(),
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_secret_names;
+
+    #[test]
+    fn names_comments_and_blank_lines() {
+        assert_eq!(
+            parse_secret_names("# a comment\n\nKLUE_JWT_SECRET\n  API_KEY  # trailing\n"),
+            ["KLUE_JWT_SECRET", "API_KEY"]
+        );
+    }
+
+    #[test]
+    fn a_value_is_dropped_and_its_line_named() {
+        let names = parse_secret_names("A\nKLUE_JWT_SECRET=hunter2-very-secret\n");
+        assert_eq!(names[0], "A");
+        assert!(
+            names[1].starts_with("KLUE_JWT_SECRET=… (env.secrets line 2"),
+            "{names:?}"
+        );
+        assert!(!names.concat().contains("hunter2"));
+    }
 }

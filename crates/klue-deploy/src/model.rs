@@ -668,7 +668,21 @@ impl Environment {
             }
         }
         for name in &self.secrets {
-            if !valid_env_var_name(name) {
+            if let Some((variable, _)) = name.split_once('=') {
+                // `parse_secret_names` already dropped the value; a name set in code may not.
+                let shown = if name.contains("(env.secrets line") {
+                    name.as_str()
+                } else {
+                    variable
+                };
+                push(
+                    at("secrets"),
+                    format!(
+                        "{shown}: env.secrets lists variable NAMES only. Remove the value, and \
+                         rotate it if it was committed: deploy reads values from your shell"
+                    ),
+                );
+            } else if !valid_env_var_name(name) {
                 push(
                     at("secrets"),
                     format!("{name:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),

@@ -11,25 +11,12 @@ use crate::observed::{
 };
 use crate::options::secret_id;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_elasticbeanstalk::error::DisplayErrorContext;
 use std::collections::BTreeMap;
 
-/// An AWS call failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{operation}: {message}")]
-pub struct ObserveError {
-    /// The API operation, e.g. `elasticbeanstalk:DescribeEnvironments`.
-    pub operation: &'static str,
-    /// The SDK's error with its context.
-    pub message: String,
-}
+/// An AWS call failed (see [`crate::aws_error`]).
+pub type ObserveError = crate::aws_error::AwsError;
 
-pub(crate) fn err<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ObserveError {
-    move |e| ObserveError {
-        operation,
-        message: DisplayErrorContext(e).to_string(),
-    }
-}
+pub(crate) use crate::aws_error::err;
 
 /// The AWS clients observation uses.
 #[derive(Debug, Clone)]
@@ -42,10 +29,15 @@ pub struct Clients {
     pub autoscaling: aws_sdk_autoscaling::Client,
     /// S3 (source bundles).
     pub s3: aws_sdk_s3::Client,
+    /// STS (who the caller is, before anything else).
+    pub sts: aws_sdk_sts::Client,
+    /// The configuration the clients were made from (region, credentials provider).
+    pub config: SdkConfig,
 }
 
 impl Clients {
-    /// Clients from the standard AWS configuration chain, in the deployment's region.
+    /// Clients from the standard AWS configuration chain, in the deployment's region: the
+    /// region comes from `infra` alone, whatever `AWS_REGION` says (see [`region_note`]).
     pub async fn from_env(region: &str) -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
@@ -61,8 +53,73 @@ impl Clients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             autoscaling: aws_sdk_autoscaling::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+            config: config.clone(),
         }
     }
+}
+
+/// A note when `AWS_REGION` or `AWS_DEFAULT_REGION` names another region than the deployment's:
+/// klue ignores them (every client uses the deployment's region) and says so.
+pub fn region_note(region: &str) -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| {
+            let value = std::env::var(name).ok()?;
+            (!value.is_empty() && value != region).then(|| {
+            format!(
+                "note: {name}={value} is ignored: infra deploys to {region}, and every AWS call \
+                 (Elastic Beanstalk, S3, Secrets Manager, Auto Scaling, ECR) goes there"
+            )
+        })
+        })
+}
+
+/// Who is calling AWS, as STS says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account id.
+    pub account: String,
+    /// The caller's ARN.
+    pub arn: String,
+}
+
+/// Checks, in seconds and before anything is built, that AWS can be used for this deployment:
+/// credentials exist, STS accepts them, and Elastic Beanstalk can be read in the deployment's
+/// region. The error names what is missing and how to provide it.
+pub async fn preflight(clients: &Clients, dep: &Deployment) -> Result<Caller, ObserveError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let no_credentials = |message: String| ObserveError {
+        operation: "loading AWS credentials",
+        code: None,
+        message,
+        hint: Some(crate::aws_error::CREDENTIALS_HINT),
+    };
+    let Some(provider) = clients.config.credentials_provider() else {
+        return Err(no_credentials(
+            "no credentials provider is configured".into(),
+        ));
+    };
+    if let Err(e) = provider.provide_credentials().await {
+        return Err(no_credentials(crate::aws_error::root_cause(&e)));
+    }
+    let me = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(err("sts:GetCallerIdentity"))?;
+    clients
+        .eb
+        .describe_applications()
+        .application_names(&dep.application)
+        .send()
+        .await
+        .map_err(err("elasticbeanstalk:DescribeApplications"))?;
+    Ok(Caller {
+        account: me.account().unwrap_or_default().to_string(),
+        arn: me.arn().unwrap_or_default().to_string(),
+    })
 }
 
 /// Reads everything the plan compares for this deployment.
@@ -164,15 +221,18 @@ pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, Ob
                         .iter()
                         .find(|t| t.key() == Some("klue:fingerprint"))
                         .and_then(|t| t.value().map(str::to_string));
-                    if s.deleted_date().is_none() {
-                        observed.secrets.insert(
-                            id,
-                            ObservedSecret {
-                                arn: s.arn().unwrap_or_default().to_string(),
-                                fingerprint,
-                            },
-                        );
-                    }
+                    let scheduled_for_deletion = s.deleted_date().map(|d| {
+                        d.fmt(aws_sdk_secretsmanager::primitives::DateTimeFormat::DateTime)
+                            .unwrap_or_else(|_| d.to_string())
+                    });
+                    observed.secrets.insert(
+                        id,
+                        ObservedSecret {
+                            arn: s.arn().unwrap_or_default().to_string(),
+                            fingerprint,
+                            scheduled_for_deletion,
+                        },
+                    );
                 }
                 Err(e)
                     if e.as_service_error()
@@ -223,23 +283,44 @@ async fn option_settings(
         .send()
         .await
         .map_err(err("elasticbeanstalk:DescribeConfigurationSettings"))?;
-    let mut options = BTreeMap::new();
-    for settings in out.configuration_settings() {
-        for o in settings.option_settings() {
-            // Per-resource options (scheduled actions) carry a ResourceName; klue declares none.
-            if o.resource_name().is_some_and(|r| !r.is_empty()) {
-                continue;
-            }
-            if let (Some(ns), Some(name)) = (o.namespace(), o.option_name()) {
-                options.insert(
-                    (ns.to_string(), name.to_string()),
-                    o.value().unwrap_or_default().to_string(),
-                );
-            }
-        }
-    }
-    Ok(options)
+    Ok(deployed_options(out.configuration_settings()))
 }
+
+/// The option settings of the configuration set an environment runs.
+///
+/// EB may answer two sets for one environment: the deployed one and a draft (an update in
+/// progress, or one that failed to deploy); only the deployed set is what runs. Options that
+/// carry a `ResourceName` are kept: EB names the resource an option configures (the Auto
+/// Scaling group, the scaling alarms and policies, the launch configuration, the load
+/// balancer's listeners and target group), and those are exactly the options klue declares.
+/// Scheduled actions are the exception: their `ResourceName` is the action's name, several
+/// share one option name, and klue's model declares none, so they are left out.
+pub fn deployed_options(
+    sets: &[aws_sdk_elasticbeanstalk::types::ConfigurationSettingsDescription],
+) -> BTreeMap<(String, String), String> {
+    use aws_sdk_elasticbeanstalk::types::ConfigurationDeploymentStatus;
+    let deployed = sets
+        .iter()
+        .find(|s| s.deployment_status() == Some(&ConfigurationDeploymentStatus::Deployed))
+        .or_else(|| sets.first());
+    let mut options = BTreeMap::new();
+    for o in deployed.map(|s| s.option_settings()).unwrap_or_default() {
+        let (Some(ns), Some(name)) = (o.namespace(), o.option_name()) else {
+            continue;
+        };
+        if ns == SCHEDULED_ACTION {
+            continue;
+        }
+        options.insert(
+            (ns.to_string(), name.to_string()),
+            o.value().unwrap_or_default().to_string(),
+        );
+    }
+    options
+}
+
+/// The namespace of time-based scaling actions (one `ResourceName` per action).
+const SCHEDULED_ACTION: &str = "aws:autoscaling:scheduledaction";
 
 async fn asg_size(clients: &Clients, env: &str) -> Result<Option<AsgSize>, ObserveError> {
     let resources = clients

@@ -85,6 +85,10 @@ pub struct ObservedSecret {
     pub arn: String,
     /// The `klue:fingerprint` tag written when klue last set the value.
     pub fingerprint: Option<String>,
+    /// When the secret is scheduled for deletion (`DescribeSecret`'s `DeletedDate`, RFC 3339):
+    /// it still exists, a `CreateSecret` of its name fails, and `RestoreSecret` brings it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for_deletion: Option<String>,
 }
 
 /// Auto Scaling group size settings.

@@ -24,7 +24,8 @@ const OFF_WHEN_UNDECLARED: &[(&str, &str, &str)] =
 pub struct Desired<'a> {
     /// The config.
     pub deployment: &'a Deployment,
-    /// Fingerprints of the deployer's secret values, by secret variable name.
+    /// Fingerprints of the deployer's secret values, by secret name (`<application>/<env>/<NAME>`:
+    /// each secret's fingerprint is salted on its own).
     pub secret_fingerprints: BTreeMap<String, String>,
 }
 
@@ -38,13 +39,27 @@ impl<'a> Desired<'a> {
     }
 
     /// Reads each secret's value through `lookup` (e.g. the process environment) and keeps only
-    /// its fingerprint.
-    pub fn with_secret_values(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// its fingerprint, made with the salt of the fingerprint `observed` holds for that secret
+    /// (so that equal values compare equal), or a fresh one.
+    pub fn with_secret_values(
+        mut self,
+        observed: &Observed,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let app = &self.deployment.application;
         for env in &self.deployment.environments {
             for name in &env.secrets {
                 if let Some(value) = lookup(name) {
-                    self.secret_fingerprints
-                        .insert(name.clone(), fingerprint(&value));
+                    let id = secret_id(app, &env.name, name);
+                    let stored = observed
+                        .secrets
+                        .get(&id)
+                        .and_then(|s| s.fingerprint.as_deref());
+                    let print = match stored {
+                        Some(stored) if fingerprint_matches(stored, &value) => stored.to_string(),
+                        _ => fingerprint(&value),
+                    };
+                    self.secret_fingerprints.insert(id, print);
                 }
             }
         }
@@ -52,11 +67,76 @@ impl<'a> Desired<'a> {
     }
 }
 
-/// A short, non-reversible fingerprint of a secret value: `sha256:<first 12 hex digits>`.
+/// PBKDF2 rounds of a fingerprint: slow enough that the tag is no cheap guess-check for a weak
+/// secret, fast enough for the few secrets of a deploy.
+const FINGERPRINT_ROUNDS: u32 = 100_000;
+const FINGERPRINT_PREFIX: &str = "pbkdf2-sha256";
+
+/// A salted, slow fingerprint of a secret value, kept in the secret's `klue:fingerprint` tag to
+/// tell whether the deployer's value changed without reading the secret:
+/// `pbkdf2-sha256:<rounds>:<salt>:<digest>`, a fresh random salt each time.
 pub fn fingerprint(value: &str) -> String {
+    let salt: [u8; 12] = rand::random();
+    fingerprint_with(value, FINGERPRINT_ROUNDS, &salt)
+}
+
+fn fingerprint_with(value: &str, rounds: u32, salt: &[u8]) -> String {
+    let mut digest = [0u8; 12];
+    pbkdf2::pbkdf2_hmac::<Sha256>(value.as_bytes(), salt, rounds, &mut digest);
+    format!(
+        "{FINGERPRINT_PREFIX}:{rounds}:{}:{}",
+        hex(salt),
+        hex(&digest)
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether `stored` (a `klue:fingerprint` tag) is the fingerprint of `value`. Also reads the
+/// unsalted `sha256:<12 hex>` tags of earlier versions, which a deploy replaces.
+pub fn fingerprint_matches(stored: &str, value: &str) -> bool {
+    if let Some(rest) = stored.strip_prefix("sha256:") {
+        return legacy_fingerprint(value) == rest;
+    }
+    let mut parts = stored.split(':');
+    let (Some(FINGERPRINT_PREFIX), Some(rounds), Some(salt), Some(_), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    match (rounds.parse::<u32>(), unhex(salt)) {
+        // A cap on rounds, so that a planted tag cannot stall a deploy.
+        (Ok(rounds), Some(salt)) if (1..=10_000_000).contains(&rounds) => {
+            fingerprint_with(value, rounds, &salt) == stored
+        }
+        _ => false,
+    }
+}
+
+/// Whether `stored` is an unsalted fingerprint of an earlier version.
+pub fn is_legacy_fingerprint(stored: &str) -> bool {
+    stored.starts_with("sha256:")
+}
+
+fn legacy_fingerprint(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    hex(&digest[..6])
 }
 
 /// What a change does.
@@ -94,7 +174,7 @@ pub enum ChangeKey {
         /// e.g. `MinSize`.
         option: String,
     },
-    /// A secret's value in Secrets Manager (shown by fingerprint only).
+    /// A secret's value in Secrets Manager (compared by fingerprint, never shown).
     SecretValue {
         /// The variable name.
         name: String,
@@ -137,7 +217,8 @@ pub struct Change {
     pub key: ChangeKey,
     /// `key` as one string (`aws:autoscaling:asg MinSize`).
     pub name: String,
-    /// The value in AWS (none when absent). Secret values appear only as fingerprints.
+    /// The value in AWS (none when absent). Secret values are never shown, nor their
+    /// fingerprints: a secret change says only what changes.
     pub current: Option<String>,
     /// The value the config wants (none for a removal).
     pub desired: Option<String>,
@@ -322,16 +403,35 @@ fn plan_environment(
         }
     };
 
-    // Secrets Manager: the secret must exist; its value is compared by fingerprint only.
+    // Secrets Manager: the secret must exist; its value is compared by fingerprint only, and
+    // neither values nor fingerprints are shown.
     for name in &env.secrets {
         let id = secret_id(app, &env.name, name);
-        let local = desired.secret_fingerprints.get(name).cloned();
+        let local = desired.secret_fingerprints.get(&id);
+        let from_shell = format!("the value of ${name} in this shell");
         match observed.secrets.get(&id) {
             None => changes.push(Change::new(
                 ChangeAction::Create,
                 ChangeKey::SecretValue { name: name.clone() },
                 None,
-                Some(local.unwrap_or_else(|| format!("${name} at deploy time"))),
+                Some(match local {
+                    Some(_) => from_shell,
+                    None => format!("${name} at deploy time"),
+                }),
+            )),
+            Some(secret) if secret.scheduled_for_deletion.is_some() => changes.push(Change::new(
+                ChangeAction::Update,
+                ChangeKey::SecretValue { name: name.clone() },
+                Some(format!(
+                    "scheduled for deletion ({})",
+                    secret.scheduled_for_deletion.as_deref().unwrap_or_default()
+                )),
+                Some(match local {
+                    Some(local) if secret.fingerprint.as_deref() != Some(local.as_str()) => {
+                        format!("restored, {from_shell}")
+                    }
+                    _ => "restored".into(),
+                }),
             )),
             Some(secret) => {
                 if let Some(local) = local
@@ -340,13 +440,12 @@ fn plan_environment(
                     changes.push(Change::new(
                         ChangeAction::Update,
                         ChangeKey::SecretValue { name: name.clone() },
-                        Some(
-                            secret
-                                .fingerprint
-                                .clone()
-                                .unwrap_or_else(|| "unknown fingerprint".into()),
-                        ),
-                        Some(local),
+                        Some(if secret.fingerprint.is_some() {
+                            "another value".into()
+                        } else {
+                            "a value klue did not set".into()
+                        }),
+                        Some(from_shell),
                     ));
                 }
             }

@@ -133,7 +133,7 @@ fn reconciled(dep: &Deployment) -> Observed {
         )]),
         secrets: BTreeMap::from([(
             "klue-hello/staging/KLUE_JWT_SECRET".into(),
-            ObservedSecret { arn: SECRET_ARN.into(), fingerprint: Some(klue_deploy::plan::fingerprint("s3cret-value")) },
+            ObservedSecret { arn: SECRET_ARN.into(), fingerprint: Some(klue_deploy::plan::fingerprint("s3cret-value")), scheduled_for_deletion: None },
         )]),
     }
 }
@@ -290,12 +290,12 @@ fn secret_references_compare_arn_with_name_and_are_owned() {
 }
 
 #[test]
-fn secret_values_appear_only_as_fingerprints() {
+fn secret_values_and_fingerprints_are_never_shown() {
     let dep = deployment();
     let o = reconciled(&dep);
-    let same = Desired::new(&dep).with_secret_values(|_| Some("s3cret-value".into()));
+    let same = Desired::new(&dep).with_secret_values(&o, |_| Some("s3cret-value".into()));
     assert!(!plan(&same, &o).has_changes());
-    let changed = Desired::new(&dep).with_secret_values(|_| Some("n3w-secret-value".into()));
+    let changed = Desired::new(&dep).with_secret_values(&o, |_| Some("n3w-secret-value".into()));
     let p = plan(&changed, &o);
     let text = render::table(&p, false);
     let json = render::json(&p);
@@ -409,7 +409,7 @@ fn tags_are_compared_and_eb_tags_ignored() {
 fn missing_application_and_environment_are_created() {
     let dep = deployment();
     let p = plan(
-        &Desired::new(&dep).with_secret_values(|_| Some("v".into())),
+        &Desired::new(&dep).with_secret_values(&Observed::default(), |_| Some("v".into())),
         &Observed::default(),
     );
     assert_eq!(p.environments[0].action, EnvironmentAction::Create);
@@ -465,5 +465,35 @@ fn json_schema_is_exported() {
         "health_check",
     ] {
         assert!(text.contains(needle), "{needle} missing from the schema");
+    }
+}
+
+#[test]
+fn fingerprints_are_salted_and_still_detect_a_change() {
+    use klue_deploy::plan::{fingerprint, fingerprint_matches, is_legacy_fingerprint};
+    let a = fingerprint("s3cret-value");
+    let b = fingerprint("s3cret-value");
+    assert_ne!(
+        a, b,
+        "a fresh salt each time: equal values give unequal tags"
+    );
+    assert!(a.starts_with("pbkdf2-sha256:100000:"), "{a}");
+    assert!(fingerprint_matches(&a, "s3cret-value"));
+    assert!(fingerprint_matches(&b, "s3cret-value"));
+    assert!(!fingerprint_matches(&a, "s3cret-valuf"));
+    // The unsalted tags of earlier versions are still read (and replaced by the next deploy).
+    let legacy = "sha256:bf496b76b91b";
+    assert!(is_legacy_fingerprint(legacy));
+    assert!(fingerprint_matches(legacy, "s3cret-value"));
+    assert!(!fingerprint_matches(legacy, "another-value"));
+    // Malformed or planted tags never match.
+    for bad in [
+        "",
+        "pbkdf2-sha256",
+        "pbkdf2-sha256:0:00:00",
+        "pbkdf2-sha256:99999999999:00:00",
+        "md5:x",
+    ] {
+        assert!(!fingerprint_matches(bad, "s3cret-value"), "{bad}");
     }
 }

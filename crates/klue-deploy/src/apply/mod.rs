@@ -87,8 +87,14 @@ pub enum ApplyError {
     Cancelled(String),
 }
 
-pub(crate) fn aws<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> ApplyError {
-    move |e| ApplyError::Aws(crate::observe::err(operation)(e))
+pub(crate) fn aws<E, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_elasticbeanstalk::error::SdkError<E, R>) -> ApplyError
+where
+    E: aws_sdk_elasticbeanstalk::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| ApplyError::Aws(crate::aws_error::from_sdk(operation, &e))
 }
 
 /// Where progress goes: lines, EB events, a status (a spinner on a terminal), confirmations.
@@ -119,6 +125,9 @@ pub struct Settings {
     /// Blue/green: how long the previous environment keeps running after the swap before it
     /// is terminated (clients holding the old DNS answer drain).
     pub grace: Duration,
+    /// A plan the user already confirmed (from [`Deployer::preview`]): a deploy whose plan has
+    /// the same changes does not ask again.
+    pub confirmed: Option<EnvironmentPlan>,
 }
 
 impl Default for Settings {
@@ -128,6 +137,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(30 * 60),
             keep_previous: false,
             grace: Duration::from_secs(60),
+            confirmed: None,
         }
     }
 }
@@ -143,6 +153,18 @@ pub struct Release {
 
 /// Runs the acceptance suite against a base URL; `Err` carries the failure summary.
 pub type Acceptance<'a> = &'a (dyn Fn(&str) -> Result<(), String> + Sync);
+
+/// What `destroy` does with the environment's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretPurge {
+    /// Keep them (a later deploy uses them again).
+    Keep,
+    /// Schedule their deletion with Secrets Manager's 7-day recovery window; a deploy in
+    /// that window restores them.
+    WithRecovery,
+    /// Delete them at once, without recovery.
+    WithoutRecovery,
+}
 
 /// What a deploy did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +182,12 @@ pub enum Outcome {
         /// The previous one, if kept.
         kept: Option<String>,
     },
+}
+
+/// Whether an environment is in the state a finished deploy must leave it in: Ready and
+/// Green. (klue's environments use EB's default health threshold, so Green is the bar.)
+fn serves_healthy(env: &ObservedEnvironment) -> bool {
+    env.status == "Ready" && env.health.as_deref() == Some("Green")
 }
 
 /// Applies deployments with one set of clients.
@@ -243,7 +271,55 @@ impl Deployer<'_> {
         self.observe().await
     }
 
+    /// The plan a deploy of `name` would apply, shown through the progress output, without
+    /// changing anything. `cargo xtask deploy` asks for confirmation on it before it builds or
+    /// pushes anything, then passes it back in [`Settings::confirmed`].
+    pub async fn preview(
+        &self,
+        name: &str,
+        secret_values: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<EnvironmentPlan, ApplyError> {
+        self.deployment.validate()?;
+        let env = self.environment(name)?;
+        let observed = self.observe().await?;
+        secrets::check(&self.deployment.application, env, &observed, secret_values)?;
+        let desired =
+            Desired::new(self.deployment).with_secret_values(&observed, |n| secret_values(n));
+        let full = plan(&desired, &observed);
+        let env_plan = full
+            .environments
+            .iter()
+            .find(|e| e.name == env.name)
+            .cloned()
+            .ok_or_else(|| ApplyError::Refused(format!("no plan for {name}")))?;
+        let mut only = full.clone();
+        only.environments.retain(|e| e.name == env_plan.name);
+        self.progress
+            .line(crate::render::table(&only, false).trim_end());
+        let live = live_environment(env, &observed);
+        let current = live
+            .and_then(|l| l.version_label.clone())
+            .unwrap_or_else(|| "(none)".into());
+        self.progress.line(&format!(
+            "version: {current} -> the image built from this tree"
+        ));
+        if let Some(live) = live.filter(|l| !serves_healthy(l)) {
+            self.progress.line(&format!(
+                "{} is {} with health {}: the deploy redeploys it",
+                live.eb_name,
+                live.status,
+                live.health.as_deref().unwrap_or("unknown")
+            ));
+        }
+        Ok(env_plan)
+    }
+
     /// Deploys `release` to the environment `name`.
+    ///
+    /// Succeeds only when, at the end of this run, the environment serving `name` is Ready,
+    /// Green, runs `release`, and passed the acceptance suite in this run. An environment
+    /// found unhealthy is repaired (its version redeployed, or for a blue/green environment,
+    /// replaced by a new one), even when nothing else changes.
     pub async fn deploy(
         &self,
         name: &str,
@@ -262,7 +338,8 @@ impl Deployer<'_> {
         );
         let observed = self.observe_when_ready(env).await?;
         secrets::check(app, env, &observed, secret_values)?;
-        let desired = Desired::new(self.deployment).with_secret_values(|n| secret_values(n));
+        let desired =
+            Desired::new(self.deployment).with_secret_values(&observed, |n| secret_values(n));
         let full = plan(&desired, &observed);
         let env_plan = full
             .environments
@@ -272,20 +349,38 @@ impl Deployer<'_> {
             .ok_or_else(|| ApplyError::Refused(format!("no plan for {name}")))?;
         let live = live_environment(env, &observed);
         let version_changes = live.and_then(|l| l.version_label.as_deref()) != Some(&bundle.label);
+        let unhealthy = live.is_some_and(|l| !serves_healthy(l));
         let label_exists = observed
             .application
             .as_ref()
             .is_some_and(|a| a.versions.contains(&bundle.label));
-        if !version_changes && env_plan.changes.is_empty() && full.changes.is_empty() {
+        if let Some(live) = live
+            && !version_changes
+            && !unhealthy
+            && env_plan.changes.is_empty()
+            && full.changes.is_empty()
+        {
             self.progress.line(&format!(
                 "{name}: no changes ({} already runs {} with this config)",
                 env_plan.eb_name, bundle.label
             ));
+            let url = self.url(env, live.cname.as_deref().unwrap_or_default());
+            self.accept(env, &url, accept)
+                .map_err(|failure| ApplyError::Failed {
+                    environment: env.name.clone(),
+                    reason: format!("the acceptance suite failed against {url}: {failure}"),
+                    recovery: format!(
+                        "Nothing was changed in AWS: {} runs {} as before. Look at the service's \
+                         logs and events (`cargo xtask status {name}`); fix the service and \
+                         deploy a new version, or `cargo xtask rollback {name}`.",
+                        live.eb_name, bundle.label
+                    ),
+                })?;
             return Ok(Outcome::NoChange);
         }
         let blue_green = env.blue_green
             && live.is_some()
-            && (version_changes || env_plan.action == EnvironmentAction::Replace);
+            && (version_changes || unhealthy || env_plan.action == EnvironmentAction::Replace);
         if env_plan.action == EnvironmentAction::Replace && !blue_green {
             let keys: Vec<&str> = env_plan
                 .changes
@@ -313,9 +408,15 @@ impl Deployer<'_> {
         }
 
         self.show(&full, &env_plan, live, &bundle, label_exists, blue_green);
-        if !self
-            .progress
-            .confirm(&format!("Deploy {} to {name}?", bundle.label))
+        let confirmed_before = self
+            .settings
+            .confirmed
+            .as_ref()
+            .is_some_and(|c| c.changes == env_plan.changes);
+        if !confirmed_before
+            && !self
+                .progress
+                .confirm(&format!("Deploy {} to {name}?", bundle.label))
         {
             return Err(ApplyError::Cancelled("not confirmed".into()));
         }
@@ -363,20 +464,27 @@ impl Deployer<'_> {
                     .await?
             }
             Some(live) => {
-                self.update_in_place(env, live, &env_plan, version_changes, &bundle, &arns)
-                    .await?;
-                if version_changes {
-                    let url = self.url(env, live.cname.as_deref().unwrap_or_default());
-                    self.accept(env, &url, accept)
-                        .map_err(|failure| ApplyError::Failed {
-                            environment: env.name.clone(),
-                            reason: format!("the acceptance suite failed against {url}: {failure}"),
-                            recovery: format!(
-                                "{} now runs {}. Roll back with `cargo xtask rollback {}`.",
-                                live.eb_name, bundle.label, env.name
-                            ),
-                        })?;
+                let redeploy = version_changes || unhealthy;
+                if unhealthy && !version_changes {
+                    self.progress.line(&format!(
+                        "{}: health {}; redeploying {}",
+                        live.eb_name,
+                        live.health.as_deref().unwrap_or("unknown"),
+                        bundle.label
+                    ));
                 }
+                self.update_in_place(env, live, &env_plan, redeploy, &bundle, &arns)
+                    .await?;
+                let url = self.url(env, live.cname.as_deref().unwrap_or_default());
+                self.accept(env, &url, accept)
+                    .map_err(|failure| ApplyError::Failed {
+                        environment: env.name.clone(),
+                        reason: format!("the acceptance suite failed against {url}: {failure}"),
+                        recovery: format!(
+                            "{} now runs {}. Roll back with `cargo xtask rollback {}`.",
+                            live.eb_name, bundle.label, env.name
+                        ),
+                    })?;
                 Outcome::Updated
             }
         };
@@ -570,7 +678,8 @@ impl Deployer<'_> {
             &self.clients.eb,
             &WaitFor::new(eb_name, &env.name, since, self.settings.timeout)
                 .version(&bundle.label)
-                .healthy(),
+                .healthy()
+                .creating(),
             self.progress,
         )
         .await?;
@@ -607,7 +716,7 @@ impl Deployer<'_> {
         env: &Environment,
         live: &ObservedEnvironment,
         env_plan: &EnvironmentPlan,
-        version_changes: bool,
+        redeploy: bool,
         bundle: &Bundle,
         arns: &BTreeMap<String, String>,
     ) -> Result<(), ApplyError> {
@@ -616,7 +725,7 @@ impl Deployer<'_> {
             .changes
             .iter()
             .any(|c| c.key == ChangeKey::Platform);
-        if !settings.is_empty() || !removals.is_empty() || version_changes || platform_changes {
+        if !settings.is_empty() || !removals.is_empty() || redeploy || platform_changes {
             let since = now();
             let mut update = self
                 .clients
@@ -625,7 +734,7 @@ impl Deployer<'_> {
                 .environment_name(&live.eb_name)
                 .set_option_settings((!settings.is_empty()).then_some(settings))
                 .set_options_to_remove((!removals.is_empty()).then_some(removals));
-            if version_changes {
+            if redeploy {
                 update = update.version_label(&bundle.label);
             }
             if platform_changes {
@@ -640,12 +749,13 @@ impl Deployer<'_> {
             let expected = live
                 .version_label
                 .as_deref()
-                .filter(|_| !version_changes)
+                .filter(|_| !redeploy)
                 .unwrap_or(&bundle.label);
             wait::wait(
                 &self.clients.eb,
                 &WaitFor::new(&live.eb_name, &env.name, since, self.settings.timeout)
-                    .version(expected),
+                    .version(expected)
+                    .healthy(),
                 self.progress,
             )
             .await?;
@@ -1084,9 +1194,9 @@ impl Deployer<'_> {
         Ok(format!("{name}: {} runs {target} again", live.eb_name))
     }
 
-    /// Terminates every physical environment of `name`; deletes its secrets with
-    /// `purge_secrets`.
-    pub async fn destroy(&self, name: &str, purge_secrets: bool) -> Result<String, ApplyError> {
+    /// Terminates every physical environment of `name`; with `purge` also deletes its secrets
+    /// (recoverable for 7 days, or at once with [`SecretPurge::WithoutRecovery`]).
+    pub async fn destroy(&self, name: &str, purge: SecretPurge) -> Result<String, ApplyError> {
         let env = self.environment(name)?;
         let observed = self.observe_when_ready(env).await?;
         let targets: Vec<&ObservedEnvironment> = env
@@ -1094,18 +1204,28 @@ impl Deployer<'_> {
             .iter()
             .filter_map(|n| observed.environments.get(n))
             .collect();
+        // Secrets already scheduled for deletion are only deleted again to skip the recovery.
         let secret_ids: Vec<String> = env
             .secrets
             .iter()
             .map(|s| secret_id(&self.deployment.application, &env.name, s))
-            .filter(|id| observed.secrets.contains_key(id))
+            .filter(|id| {
+                observed.secrets.get(id).is_some_and(|s| {
+                    s.scheduled_for_deletion.is_none() || purge == SecretPurge::WithoutRecovery
+                })
+            })
             .collect();
-        if targets.is_empty() && (!purge_secrets || secret_ids.is_empty()) {
+        let purging = purge != SecretPurge::Keep;
+        if targets.is_empty() && (!purging || secret_ids.is_empty()) {
             return Ok(format!("{name}: nothing to destroy"));
         }
         let mut what: Vec<String> = targets.iter().map(|e| e.eb_name.clone()).collect();
-        if purge_secrets {
-            what.extend(secret_ids.iter().map(|s| format!("secret {s}")));
+        if purging {
+            let how = match purge {
+                SecretPurge::WithoutRecovery => "deleted at once, without recovery",
+                _ => "recoverable for 7 days",
+            };
+            what.extend(secret_ids.iter().map(|s| format!("secret {s} ({how})")));
         }
         if !self
             .progress
@@ -1116,19 +1236,27 @@ impl Deployer<'_> {
         for e in &targets {
             self.terminate(env, &e.eb_name).await?;
         }
-        if purge_secrets {
+        if purging {
             for id in &secret_ids {
-                self.clients
-                    .secrets
-                    .delete_secret()
-                    .secret_id(id)
-                    .recovery_window_in_days(7)
+                let delete = self.clients.secrets.delete_secret().secret_id(id);
+                let delete = if purge == SecretPurge::WithoutRecovery {
+                    delete.force_delete_without_recovery(true)
+                } else {
+                    delete.recovery_window_in_days(7)
+                };
+                delete
                     .send()
                     .await
                     .map_err(aws("secretsmanager:DeleteSecret"))?;
-                self.progress.line(&format!(
-                    "secret {id}: scheduled for deletion (recoverable for 7 days)"
-                ));
+                self.progress
+                    .line(&if purge == SecretPurge::WithoutRecovery {
+                        format!("secret {id}: deleted without recovery")
+                    } else {
+                        format!(
+                            "secret {id}: scheduled for deletion (recoverable for 7 days; the next \
+                         deploy restores it)"
+                        )
+                    });
             }
         } else if !secret_ids.is_empty() {
             self.progress.line(&format!(

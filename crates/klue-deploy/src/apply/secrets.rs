@@ -1,12 +1,13 @@
-//! Secret values into Secrets Manager: created or updated from the deployer's environment,
-//! skipped when the `klue:fingerprint` tag says the value is unchanged. Values are never
-//! logged, returned or compared in clear: only fingerprints.
+//! Secret values into Secrets Manager: created, restored (when scheduled for deletion) or
+//! updated from the deployer's environment, skipped when the `klue:fingerprint` tag (a salted,
+//! slow hash) says the value is unchanged. Values are never logged, returned or compared in
+//! clear.
 
 use super::{ApplyError, Progress, aws};
 use crate::model::Environment;
 use crate::observed::Observed;
 use crate::options::secret_id;
-use crate::plan::fingerprint;
+use crate::plan::{fingerprint, fingerprint_matches, is_legacy_fingerprint};
 use aws_sdk_secretsmanager::types::Tag;
 use std::collections::BTreeMap;
 
@@ -56,11 +57,37 @@ pub async fn upsert(
         let id = secret_id(application, &env.name, name);
         let existing = observed.secrets.get(&id);
         let value = lookup(name);
+        if let Some(secret) = existing
+            && secret.scheduled_for_deletion.is_some()
+        {
+            client
+                .restore_secret()
+                .secret_id(&secret.arn)
+                .send()
+                .await
+                .map_err(aws("secretsmanager:RestoreSecret"))?;
+            progress.line(&format!(
+                "secret {id}: restored (it was scheduled for deletion)"
+            ));
+        }
         let arn = match (existing, value) {
             (Some(secret), None) => secret.arn.clone(),
             (Some(secret), Some(value)) => {
-                let fp = fingerprint(&value);
-                if secret.fingerprint.as_deref() != Some(fp.as_str()) {
+                let stored = secret.fingerprint.as_deref();
+                let same = stored.is_some_and(|s| fingerprint_matches(s, &value));
+                if same && stored.is_some_and(is_legacy_fingerprint) {
+                    // The value is unchanged; only its unsalted tag of an earlier version is
+                    // replaced.
+                    client
+                        .tag_resource()
+                        .secret_id(&secret.arn)
+                        .tags(tag("klue:fingerprint", &fingerprint(&value)))
+                        .send()
+                        .await
+                        .map_err(aws("secretsmanager:TagResource"))?;
+                    progress.line(&format!("secret {id}: fingerprint tag renewed"));
+                } else if !same {
+                    let fp = fingerprint(&value);
                     client
                         .put_secret_value()
                         .secret_id(&secret.arn)
@@ -75,7 +102,7 @@ pub async fn upsert(
                         .send()
                         .await
                         .map_err(aws("secretsmanager:TagResource"))?;
-                    progress.line(&format!("secret {id}: value updated ({fp})"));
+                    progress.line(&format!("secret {id}: value updated"));
                 }
                 secret.arn.clone()
             }
@@ -92,7 +119,7 @@ pub async fn upsert(
                     .send()
                     .await
                     .map_err(aws("secretsmanager:CreateSecret"))?;
-                progress.line(&format!("secret {id}: created ({fp})"));
+                progress.line(&format!("secret {id}: created"));
                 out.arn().unwrap_or_default().to_string()
             }
             (None, None) => {

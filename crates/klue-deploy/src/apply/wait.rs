@@ -44,8 +44,10 @@ pub struct WaitFor<'a> {
     pub version_label: Option<&'a str>,
     /// Wait for `Terminated` instead of `Ready`.
     pub terminated: bool,
-    /// Also require health Green (a new environment about to take traffic).
+    /// Also require health Green.
     pub healthy: bool,
+    /// The operation creates the environment (there is no previous configuration to keep).
+    pub creating: bool,
     /// Give up after this long.
     pub timeout: Duration,
     /// The logical environment name, for the recovery hints.
@@ -67,6 +69,7 @@ impl<'a> WaitFor<'a> {
             version_label: None,
             terminated: false,
             healthy: false,
+            creating: false,
             timeout,
             logical,
         }
@@ -93,6 +96,31 @@ impl<'a> WaitFor<'a> {
     pub fn healthy(mut self) -> Self {
         self.healthy = true;
         self
+    }
+
+    /// The operation creates the environment.
+    pub fn creating(mut self) -> Self {
+        self.creating = true;
+        self
+    }
+
+    /// What state a failed operation left the environment in, and what to run next.
+    fn recovery(&self, cause: &str) -> String {
+        let (env, logical) = (self.environment, self.logical);
+        if self.creating {
+            format!(
+                "{env} was created but {cause}; it has not passed the acceptance suite and klue \
+                 sent it no traffic. See why with `cargo xtask status {logical}`; once the cause \
+                 is fixed, `cargo xtask deploy {logical}` redeploys it (or `cargo xtask destroy \
+                 {logical}` removes it)."
+            )
+        } else {
+            format!(
+                "{env} {cause}; EB keeps the configuration it reports. See the events with \
+                 `cargo xtask status {logical}`, then run `cargo xtask deploy {logical}` again \
+                 (it redeploys an unhealthy environment) or `cargo xtask rollback {logical}`."
+            )
+        }
     }
 }
 
@@ -152,13 +180,19 @@ pub async fn wait(
             let env = env.ok_or_else(|| gone(what))?;
             if let Some(reason) = failure {
                 progress.done();
+                let state = format!(
+                    "is Ready, health {}, running {}",
+                    if health.is_empty() {
+                        "unknown"
+                    } else {
+                        &health
+                    },
+                    env.version_label().unwrap_or("no version")
+                );
                 return Err(ApplyError::Failed {
                     environment: what.logical.to_string(),
                     reason: format!("{}: {reason}", what.environment),
-                    recovery: format!(
-                        "EB kept or restored the previous configuration of {}; check it with `cargo xtask status {}`.",
-                        what.environment, what.logical
-                    ),
+                    recovery: what.recovery(&state),
                 });
             }
             let running = env.version_label().unwrap_or_default();
@@ -172,10 +206,7 @@ pub async fn wait(
                         "{} is Ready but runs version {running:?}, not {wanted:?}",
                         what.environment
                     ),
-                    recovery: format!(
-                        "Look at the events with `cargo xtask status {}`.",
-                        what.logical
-                    ),
+                    recovery: what.recovery(&format!("runs {running:?}")),
                 });
             }
             if !what.healthy || health == "Green" {
@@ -187,10 +218,10 @@ pub async fn wait(
                 return Err(ApplyError::Failed {
                     environment: what.logical.to_string(),
                     reason: format!("{} is Ready but its health is Red", what.environment),
-                    recovery: format!(
-                        "Look at the events with `cargo xtask status {}`.",
-                        what.logical
-                    ),
+                    recovery: what.recovery(&format!(
+                        "is Ready with health Red, running {}",
+                        env.version_label().unwrap_or("no version")
+                    )),
                 });
             }
         } else if status == "Terminated" || status == "Terminating" {
