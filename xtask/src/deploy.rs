@@ -244,15 +244,10 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     let env = deployment
         .environment(&args.env)
         .with_context(|| {
-            let known: Vec<&str> = deployment
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
             format!(
                 "no environment {:?} in infra (known: {})",
                 args.env,
-                known.join(", ")
+                deployment.environment_names().join(", ")
             )
         })?
         .clone();

@@ -34,14 +34,9 @@ fn compute(env: Option<&str>, read_secret_values: bool) -> Result<Plan> {
     if let Some(name) = env
         && deployment.environment(name).is_none()
     {
-        let known: Vec<&str> = deployment
-            .environments
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
         bail!(
             "no environment {name:?} in infra (known: {})",
-            known.join(", ")
+            deployment.environment_names().join(", ")
         );
     }
     if let Some(note) = klue_deploy::observe::region_note(&deployment.region) {

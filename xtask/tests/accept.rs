@@ -291,7 +291,7 @@ fn host_names_the_broken_assertions_of_a_wrong_server() {
 #[test]
 fn bad_invocations_fail_clearly() {
     let (output, _, stderr) = run(&mut xtask());
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(output.status.code(), Some(64), "a usage error: {stderr}");
     assert!(stderr.contains("--local"), "{stderr}");
 
     let (output, _, stderr) = run(xtask().args(["--host", "127.0.0.1:8080"]));

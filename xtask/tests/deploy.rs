@@ -118,6 +118,8 @@ struct World {
     routes: SharedRoutes,
     good: Server,
     bad: Server,
+    /// The service with the rotated secret: an environment after it read the new value.
+    rotated: Server,
     /// Every byte the xtask runs printed, to search for secret values.
     transcript: Mutex<String>,
     prebuilt: [PathBuf; 2],
@@ -192,6 +194,13 @@ fn start() -> World {
             ("KLUE_JWT_AUDIENCE", Some(AUDIENCE)),
         ],
     );
+    let rotated = Server::start_binary(
+        binary,
+        &[
+            ("KLUE_JWT_SECRET", Some(SECRET_VALUE_2)),
+            ("KLUE_JWT_AUDIENCE", Some(AUDIENCE)),
+        ],
+    );
     let routes: SharedRoutes = Arc::new(Mutex::new(Routes {
         by_host: vec![],
         default: good.port,
@@ -217,6 +226,7 @@ fn start() -> World {
         routes,
         good,
         bad,
+        rotated,
         transcript: Mutex::new(String::new()),
         prebuilt,
         _images: dir,
@@ -419,8 +429,9 @@ impl World {
                 "a secret value was printed:\n{transcript}"
             );
         }
-        for server in [&self.good, &self.bad] {
-            assert!(!server.output().contains(SECRET_VALUE));
+        for server in [&self.good, &self.bad, &self.rotated] {
+            let output = server.output();
+            assert!(!output.contains(SECRET_VALUE) && !output.contains(SECRET_VALUE_2));
         }
     }
 }
@@ -563,10 +574,24 @@ fn staging_in_place_lifecycle() {
         Some("1")
     );
 
-    // A rotated secret value: Secrets Manager is updated; the value is never printed.
+    // A rotated secret value: Secrets Manager is updated and the version redeployed, so that
+    // the instances read it (here: staging's CNAME now reaches a service with the new value,
+    // and the acceptance suite, with tokens signed by it, passes); the value is never printed.
+    world.routes.lock().unwrap().by_host.push((
+        "klue-helloworld-staging.eu-west-1.elasticbeanstalk.com".into(),
+        world.rotated.port,
+    ));
+    let before_requests = world.requests().len();
     let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stderr.contains("value updated"), "{}", run.all());
+    assert!(run.stderr.contains("secret values changed"), "{}", run.all());
+    let update = world.requests()[before_requests..]
+        .iter()
+        .find(|r| r["Action"] == "UpdateEnvironment")
+        .cloned()
+        .unwrap();
+    assert_eq!(update["VersionLabel"], label.as_str(), "{update}");
 
     // An update that fails on EB (ERROR events, configuration reverted): exit 1, live
     // unchanged.

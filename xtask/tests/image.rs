@@ -302,7 +302,7 @@ fn image_runs_in_podman_and_stops_on_sigterm_as_pid_1() {
             ])
             .args([
                 "--env",
-                "KLUE_JWT_SECRET=image-test-secret",
+                "KLUE_JWT_SECRET=image-test-secret-0123456789abcdef",
                 "--env",
                 "KLUE_JWT_AUDIENCE=image-test",
             ])

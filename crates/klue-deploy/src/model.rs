@@ -347,6 +347,11 @@ impl Deployment {
         self.environments.iter().find(|e| e.name == name)
     }
 
+    /// The logical names of the environments, in config order (for "known: ..." messages).
+    pub fn environment_names(&self) -> Vec<&str> {
+        self.environments.iter().map(|e| e.name.as_str()).collect()
+    }
+
     /// The JSON Schema of the model.
     pub fn json_schema() -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(Deployment)).unwrap_or_default()

@@ -209,15 +209,9 @@ fn now() -> DateTime {
 impl Deployer<'_> {
     fn environment(&self, name: &str) -> Result<&Environment, ApplyError> {
         self.deployment.environment(name).ok_or_else(|| {
-            let known: Vec<&str> = self
-                .deployment
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
             ApplyError::Refused(format!(
                 "no environment {name:?} in infra (known: {})",
-                known.join(", ")
+                self.deployment.environment_names().join(", ")
             ))
         })
     }
@@ -271,6 +265,27 @@ impl Deployer<'_> {
         self.observe().await
     }
 
+    /// Checks that every secret of `env` has a value or exists, then plans the deployment;
+    /// returns the whole plan and `env`'s part of it.
+    fn plan_for(
+        &self,
+        env: &Environment,
+        observed: &Observed,
+        secret_values: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Plan, EnvironmentPlan), ApplyError> {
+        secrets::check(&self.deployment.application, env, observed, secret_values)?;
+        let desired =
+            Desired::new(self.deployment).with_secret_values(observed, |n| secret_values(n));
+        let full = plan(&desired, observed);
+        let env_plan = full
+            .environments
+            .iter()
+            .find(|e| e.name == env.name)
+            .cloned()
+            .ok_or_else(|| ApplyError::Refused(format!("no plan for {}", env.name)))?;
+        Ok((full, env_plan))
+    }
+
     /// The plan a deploy of `name` would apply, shown through the progress output, without
     /// changing anything. `cargo xtask deploy` asks for confirmation on it before it builds or
     /// pushes anything, then passes it back in [`Settings::confirmed`].
@@ -282,16 +297,7 @@ impl Deployer<'_> {
         self.deployment.validate()?;
         let env = self.environment(name)?;
         let observed = self.observe().await?;
-        secrets::check(&self.deployment.application, env, &observed, secret_values)?;
-        let desired =
-            Desired::new(self.deployment).with_secret_values(&observed, |n| secret_values(n));
-        let full = plan(&desired, &observed);
-        let env_plan = full
-            .environments
-            .iter()
-            .find(|e| e.name == env.name)
-            .cloned()
-            .ok_or_else(|| ApplyError::Refused(format!("no plan for {name}")))?;
+        let (full, env_plan) = self.plan_for(env, &observed, secret_values)?;
         let mut only = full.clone();
         only.environments.retain(|e| e.name == env_plan.name);
         self.progress
@@ -337,16 +343,7 @@ impl Deployer<'_> {
             self.deployment.container_port,
         );
         let observed = self.observe_when_ready(env).await?;
-        secrets::check(app, env, &observed, secret_values)?;
-        let desired =
-            Desired::new(self.deployment).with_secret_values(&observed, |n| secret_values(n));
-        let full = plan(&desired, &observed);
-        let env_plan = full
-            .environments
-            .iter()
-            .find(|e| e.name == env.name)
-            .cloned()
-            .ok_or_else(|| ApplyError::Refused(format!("no plan for {name}")))?;
+        let (full, env_plan) = self.plan_for(env, &observed, secret_values)?;
         let live = live_environment(env, &observed);
         let version_changes = live.and_then(|l| l.version_label.as_deref()) != Some(&bundle.label);
         let unhealthy = live.is_some_and(|l| !serves_healthy(l));
@@ -464,13 +461,24 @@ impl Deployer<'_> {
                     .await?
             }
             Some(live) => {
-                let redeploy = version_changes || unhealthy;
+                // Instances read secret values when the application is deployed: a changed or
+                // restored value takes effect only with a redeploy of the version.
+                let secrets_changed = env_plan.changes.iter().any(|c| {
+                    matches!(c.key, ChangeKey::SecretValue { .. })
+                        && c.action == ChangeAction::Update
+                });
+                let redeploy = version_changes || unhealthy || secrets_changed;
                 if unhealthy && !version_changes {
                     self.progress.line(&format!(
                         "{}: health {}; redeploying {}",
                         live.eb_name,
                         live.health.as_deref().unwrap_or("unknown"),
                         bundle.label
+                    ));
+                } else if secrets_changed && !version_changes {
+                    self.progress.line(&format!(
+                        "{}: secret values changed; redeploying {} so that the instances read them",
+                        live.eb_name, bundle.label
                     ));
                 }
                 self.update_in_place(env, live, &env_plan, redeploy, &bundle, &arns)
