@@ -43,6 +43,15 @@ use crate::error::ApiError;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
+/// Makes `jsonwebtoken` use aws-lc-rs, unless the process chose a provider already.
+///
+/// `jsonwebtoken` picks its provider from its features, and panics on first use when both
+/// of its backends are compiled in, which any other crate of the program can cause by
+/// enabling the other one.
+pub(crate) fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
 /// A verified caller.
 #[derive(Debug, Clone)]
 pub struct Authenticated {

@@ -86,6 +86,7 @@ impl JwtAuthenticator {
     }
 
     fn build(config: JwtConfig, jwks: Option<JwksStore>) -> Result<Self, AuthConfigError> {
+        super::install_crypto_provider();
         let validations = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256].map(|algorithm| {
             (
                 algorithm,
@@ -276,6 +277,9 @@ fn refusal(kind: &ErrorKind) -> AuthError {
         ErrorKind::ImmatureSignature => failure::invalid("token is not yet valid (nbf)"),
         ErrorKind::MissingRequiredClaim(claim) => {
             failure::invalid(format!("token has no valid '{claim}' claim"))
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            failure::invalid(format!("token has an invalid '{claim}' claim"))
         }
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             failure::invalid(BAD_ALGORITHM)
