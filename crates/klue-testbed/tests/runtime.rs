@@ -557,3 +557,88 @@ fn json_logs_have_one_line_per_request() {
     assert!(line["latency_ms"].as_f64().is_some(), "{line}");
     assert_eq!(line["level"], "INFO");
 }
+
+/// An error answer repeats at most about 100 characters of any value the client sent, however
+/// large the value: without the cut, a 1 MiB string came back four to five times over.
+#[test]
+fn error_answers_do_not_repeat_large_input() {
+    let server = start(&[("KLUE_BODY_LIMIT", Some("4000000"))]);
+    let huge = "é".repeat(512 * 1024);
+    let small = |status: u16, answer: &Value| {
+        let size = answer.to_string().len();
+        assert!(size < 4096, "{status}: {size} bytes");
+        assert!(answer.to_string().contains('…'), "{answer}");
+    };
+
+    let body = json!({ "name": huge }).to_string();
+    assert!(body.len() > 1024 * 1024);
+    let (status, answer) = post_echo(&server, "q=a", &body);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert_eq!(answer["errors"][0]["pointer"], "/name", "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("…\" is longer than 10 characters"),
+        "{message}"
+    );
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid body at /name: "),
+        "{answer}"
+    );
+
+    // A huge unexpected key, and a huge duplicate key.
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), json!("x"));
+    object.insert(huge.clone(), json!(1));
+    let (status, answer) = post_echo(&server, "q=a", &Value::Object(object).to_string());
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Additional properties are not allowed ('éé"),
+        "{answer}"
+    );
+    let duplicated = format!(r#"{{"{huge}": 1, "{huge}": 2}}"#);
+    let (status, answer) = post_echo(&server, "q=a", &duplicated);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert!(answer.to_string().contains("duplicate key"), "{answer}");
+
+    // A long query parameter (as long as the request head allows) still names the parameter.
+    let long = "x".repeat(50_000);
+    let (status, answer) = post_echo(&server, &format!("q={long}"), r#"{"name": "x"}"#);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert_eq!(answer["errors"][0]["name"], "q", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("…\" is not one of \"a\" or \"b\""),
+        "{answer}"
+    );
+
+    // The path of a request that matches no route, and an unaccepted Content-Type.
+    let (status, answer) = json_of(
+        client()
+            .get(server.url(&format!("/{long}")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+    small(status, &answer);
+    let response = client()
+        .post(server.url("/echo/7?q=a"))
+        .header("content-type", format!("text/{long}"))
+        .body("x")
+        .send()
+        .unwrap();
+    let (status, answer) = json_of(response);
+    assert_eq!(status, 415);
+    small(status, &answer);
+}

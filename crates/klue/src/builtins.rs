@@ -130,7 +130,7 @@ fn not_found(what: &str, request_id: &RequestId) -> Response {
     crate::error::ApiError::new(
         404,
         crate::error::codes::NOT_FOUND,
-        format!("No such document: {what}"),
+        format!("No such document: {}", crate::error::truncate_input(what)),
     )
     .into_response_for(&request_id.0)
 }
@@ -194,8 +194,8 @@ async fn method_not_allowed(request: axum::extract::Request) -> Response {
         crate::error::codes::METHOD_NOT_ALLOWED,
         format!(
             "{} is not allowed on {}; allowed: GET, HEAD",
-            request.method(),
-            request.uri().path()
+            crate::error::truncate_input(request.method().as_str()),
+            crate::error::truncate_input(request.uri().path())
         ),
     )
     .with_header(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"))

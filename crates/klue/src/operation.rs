@@ -499,6 +499,7 @@ fn captured_path_values(path: &str, captures: PathSpans) -> Result<PathValues<'_
 }
 
 fn invalid_path(message: String) -> ApiError {
+    let message = crate::error::truncate_chars(&message, 4 * crate::error::ECHO_LIMIT).into_owned();
     ApiError::invalid(
         format!("Invalid path: {message}"),
         vec![FieldError {
@@ -754,7 +755,7 @@ async fn read_body(
         codes::UNSUPPORTED_MEDIA_TYPE,
         format!(
             "Content-Type {} is not accepted here; send one of: {}",
-            content_type.as_deref().unwrap_or("(none)"),
+            crate::error::truncate_input(content_type.as_deref().unwrap_or("(none)")),
             spec.accepted.join(", ")
         ),
     ))
