@@ -133,6 +133,7 @@ fn fixture() -> &'static Fixture {
             "custom_error",
             "echo",
             "secure",
+            "secure_post",
         ]);
         let hello = echo_handlers(&["hello", "create_item", "list_items", "get_item"]);
         let service = Service::builder(apis)

@@ -642,3 +642,104 @@ fn error_answers_do_not_repeat_large_input() {
     assert_eq!(status, 415);
     small(status, &answer);
 }
+
+fn token() -> String {
+    klue::auth::mint_token(
+        klue_testkit::SECRET.as_bytes(),
+        klue_testkit::AUDIENCE,
+        None,
+        "alice",
+        Duration::from_secs(600),
+        serde_json::Map::new(),
+    )
+    .unwrap()
+}
+
+/// A body sent with the credentials of the `token` cookie is what a page of another site can
+/// make a browser send without a CORS preflight: it is read only when it is JSON or comes from
+/// the service's own origin.
+#[test]
+fn cookie_credentials_need_a_json_body_or_the_own_origin() {
+    let server = start(&[]);
+    let cookie = format!("token=Bearer%20{}", token());
+    let own_origin = server.base.clone();
+    let post = |headers: &[(&str, &str)], body: &str| {
+        let mut request = client().post(server.url("/secure")).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        json_of(request.send().unwrap())
+    };
+    let thing = r#"{"name": "widget"}"#;
+    let refused = [
+        // What `fetch(url, {mode: "no-cors", credentials: "include", body})` sends.
+        (vec![("cookie", cookie.as_str())], thing, "no Content-Type"),
+        (
+            vec![("cookie", cookie.as_str()), ("content-type", "text/plain")],
+            thing,
+            "Content-Type text/plain",
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "https://evil.example"),
+            ],
+            "name=widget",
+            "Origin (https://evil.example)",
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "name=widget",
+            "no Origin",
+        ),
+    ];
+    for (headers, body, why) in refused {
+        let (status, answer) = post(&headers, body);
+        assert_eq!(status, 403, "{headers:?}: {answer}");
+        assert_error(&answer, 403, "CSRF_REJECTED");
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("token cookie") && description.contains(why),
+            "{description}"
+        );
+    }
+
+    let accepted = [
+        // JSON: a browser sends it across sites only after a preflight, which klue's CORS
+        // answer does not pass with credentials.
+        vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", own_origin.as_str()),
+        ],
+    ];
+    for headers in accepted {
+        let form = headers.iter().any(|(_, v)| v.contains("urlencoded"));
+        let (status, answer) = post(&headers, if form { "name=widget" } else { thing });
+        assert_eq!(status, 200, "{headers:?}: {answer}");
+        assert_eq!(answer["subject"], "alice", "{answer}");
+        assert_eq!(answer["body"]["name"], "widget", "{answer}");
+    }
+    // The Authorization header is never sent by a browser on its own: no such rule.
+    let bearer = format!("Bearer {}", token());
+    let (status, answer) = post(&[("authorization", bearer.as_str())], thing);
+    assert_eq!(status, 200, "{answer}");
+    // Without a body there is nothing to refuse.
+    let (status, answer) = json_of(
+        client()
+            .get(server.url("/secure?n=1"))
+            .header("cookie", cookie.as_str())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+}

@@ -20,6 +20,9 @@ pub mod codes {
     pub const AUTHORIZATION_HEADER_MISSING: &str = "AUTHORIZATION_HEADER_MISSING";
     pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    /// 403: a body sent with the `token` cookie's credentials, neither as JSON nor from the
+    /// service's own origin (a possible cross-site request forgery).
+    pub const CSRF_REJECTED: &str = "CSRF_REJECTED";
 }
 
 /// The most characters of a client's input that an error answer repeats: a longer value is

@@ -444,11 +444,12 @@ async fn serve_waiting(
         } else {
             None
         };
+        let by_cookie = caller.is_some() && crate::auth::extract::credentials_from_cookie(&parts);
         let mut request = Request::default();
         let mut errors = Vec::new();
         read_parameters(op, &mut parts, path, &mut request, &mut errors).await?;
         if let Some(spec) = &op.body {
-            request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
+            request.body = read_body(spec, shared, &parts, body, by_cookie, &mut errors).await?;
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(describe(&errors), errors));
@@ -664,12 +665,14 @@ fn read_parameter_values(
 }
 
 /// Reads (bounded), parses and validates the body. `Ok(None)` when no body was sent and none
-/// is required.
+/// is required. A body sent with the `token` cookie's credentials (`by_cookie`) must pass
+/// [`crate::auth::csrf::check_cookie_body`] first.
 async fn read_body(
     spec: &CompiledBody,
     shared: &Shared,
     parts: &http::request::Parts,
     body: Body,
+    by_cookie: bool,
     errors: &mut Vec<FieldError>,
 ) -> Result<Option<Value>, ApiError> {
     let limit = shared.config.body_limit;
@@ -715,6 +718,9 @@ async fn read_body(
                 .trim()
                 .to_ascii_lowercase()
         });
+    if by_cookie {
+        crate::auth::csrf::check_cookie_body(parts, content_type.as_deref())?;
+    }
     let accepts_json = spec.json.is_some() || spec.json_any;
     // A body without Content-Type is taken as JSON when the operation accepts JSON.
     let is_json = match &content_type {

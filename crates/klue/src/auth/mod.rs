@@ -5,7 +5,8 @@
 //! with klue-microservice tokens:
 //!
 //! - the token comes from `Authorization: Bearer <jwt>`, else from a `token` cookie holding
-//!   `Bearer <jwt>` URL-encoded or the bare JWT ([`extract`]);
+//!   `Bearer <jwt>` URL-encoded or the bare JWT ([`extract`]); a request authenticated by
+//!   the cookie may send a body only as JSON or from the service's own origin (`csrf.rs`);
 //! - HS256 tokens are checked with a shared secret, RS256/ES256 tokens with the JWKS key named
 //!   by their `kid` ([`jwks`]); the token's `alg` never picks anything that is not configured;
 //! - `exp`, `nbf` and `iat` get 300 s of leeway, `aud` is required and must match, `iss` is
@@ -22,6 +23,7 @@
 
 mod cache;
 mod config;
+pub(crate) mod csrf;
 pub mod extract;
 mod failure;
 pub mod jwks;
