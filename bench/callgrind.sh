@@ -14,7 +14,7 @@
 # Inspect with: callgrind_annotate --inclusive=yes <out>.<pid>.1
 set -euo pipefail
 BIN=$(realpath "$1"); W=$2; N=${3:-2000}; OUT=${4:-cg-$W}
-SECRET=klue-dev-secret-do-not-deploy; AUDIENCE=klue-dev
+SECRET=klue-dev-secret-do-not-deploy-0123456789; AUDIENCE=klue-dev
 TOKEN=${KLUE_BENCH_TOKEN:-$(cd "$(dirname "$0")/.." && cargo xtask token --sub bench 2>/dev/null | tail -1)}
 PORT=$((20000 + RANDOM % 20000))
 rm -f "$OUT".*

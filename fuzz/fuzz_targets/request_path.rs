@@ -133,6 +133,7 @@ fn fixture() -> &'static Fixture {
             "custom_error",
             "echo",
             "secure",
+            "secure_post",
         ]);
         let hello = echo_handlers(&["hello", "create_item", "list_items", "get_item"]);
         let service = Service::builder(apis)
@@ -193,7 +194,11 @@ fn build(input: &Input, token: &str) -> Option<http::Request<axum::body::Body>> 
         uri.push('?');
         uri.push_str(&encode(&input.query, b"%&=[],|+"));
     }
-    let mut request = http::Request::builder().method(method).uri(uri);
+    // As every HTTP/1.1 client must (a request without one gets a 400).
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "fuzz.example");
     if let Some(ct) = input.content_type {
         request = request.header(
             "content-type",

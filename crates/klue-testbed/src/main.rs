@@ -57,6 +57,9 @@ fn handlers() -> Handlers {
         .with("secure", |request: Request| async move {
             Ok(Reply::json(http::StatusCode::OK, echo(&request)))
         })
+        .with("secure_post", |request: Request| async move {
+            Ok(Reply::json(http::StatusCode::OK, echo(&request)))
+        })
 }
 
 #[tokio::main]

@@ -557,3 +557,377 @@ fn json_logs_have_one_line_per_request() {
     assert!(line["latency_ms"].as_f64().is_some(), "{line}");
     assert_eq!(line["level"], "INFO");
 }
+
+/// An error answer repeats at most about 100 characters of any value the client sent, however
+/// large the value: without the cut, a 1 MiB string came back four to five times over.
+#[test]
+fn error_answers_do_not_repeat_large_input() {
+    let server = start(&[("KLUE_BODY_LIMIT", Some("4000000"))]);
+    let huge = "é".repeat(512 * 1024);
+    let small = |status: u16, answer: &Value| {
+        let size = answer.to_string().len();
+        assert!(size < 4096, "{status}: {size} bytes");
+        assert!(answer.to_string().contains('…'), "{answer}");
+    };
+
+    let body = json!({ "name": huge }).to_string();
+    assert!(body.len() > 1024 * 1024);
+    let (status, answer) = post_echo(&server, "q=a", &body);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert_eq!(answer["errors"][0]["pointer"], "/name", "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("…\" is longer than 10 characters"),
+        "{message}"
+    );
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid body at /name: "),
+        "{answer}"
+    );
+
+    // A huge unexpected key, and a huge duplicate key.
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), json!("x"));
+    object.insert(huge.clone(), json!(1));
+    let (status, answer) = post_echo(&server, "q=a", &Value::Object(object).to_string());
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Additional properties are not allowed ('éé"),
+        "{answer}"
+    );
+    let duplicated = format!(r#"{{"{huge}": 1, "{huge}": 2}}"#);
+    let (status, answer) = post_echo(&server, "q=a", &duplicated);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert!(answer.to_string().contains("duplicate key"), "{answer}");
+
+    // A long query parameter (as long as the request head allows) still names the parameter.
+    let long = "x".repeat(50_000);
+    let (status, answer) = post_echo(&server, &format!("q={long}"), r#"{"name": "x"}"#);
+    assert_eq!(status, 400);
+    small(status, &answer);
+    assert_eq!(answer["errors"][0]["name"], "q", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("…\" is not one of \"a\" or \"b\""),
+        "{answer}"
+    );
+
+    // The path of a request that matches no route, and an unaccepted Content-Type.
+    let (status, answer) = json_of(
+        client()
+            .get(server.url(&format!("/{long}")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+    small(status, &answer);
+    let response = client()
+        .post(server.url("/echo/7?q=a"))
+        .header("content-type", format!("text/{long}"))
+        .body("x")
+        .send()
+        .unwrap();
+    let (status, answer) = json_of(response);
+    assert_eq!(status, 415);
+    small(status, &answer);
+}
+
+fn token() -> String {
+    klue::auth::mint_token(
+        klue_testkit::SECRET.as_bytes(),
+        klue_testkit::AUDIENCE,
+        None,
+        "alice",
+        Duration::from_secs(600),
+        serde_json::Map::new(),
+    )
+    .unwrap()
+}
+
+/// A body sent with the credentials of the `token` cookie is what a page of another site can
+/// make a browser send without a CORS preflight: it is read only when it is JSON or comes from
+/// the service's own origin.
+#[test]
+fn cookie_credentials_need_a_json_body_or_the_own_origin() {
+    let server = start(&[]);
+    let cookie = format!("token=Bearer%20{}", token());
+    let own_origin = server.base.clone();
+    let post = |headers: &[(&str, &str)], body: &str| {
+        let mut request = client().post(server.url("/secure")).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        json_of(request.send().unwrap())
+    };
+    let thing = r#"{"name": "widget"}"#;
+    let refused = [
+        // What `fetch(url, {mode: "no-cors", credentials: "include", body})` sends.
+        (vec![("cookie", cookie.as_str())], thing, "no Content-Type"),
+        (
+            vec![("cookie", cookie.as_str()), ("content-type", "text/plain")],
+            thing,
+            "Content-Type text/plain",
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "https://evil.example"),
+            ],
+            "name=widget",
+            "Origin (https://evil.example)",
+        ),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "name=widget",
+            "no Origin",
+        ),
+    ];
+    for (headers, body, why) in refused {
+        let (status, answer) = post(&headers, body);
+        assert_eq!(status, 403, "{headers:?}: {answer}");
+        assert_error(&answer, 403, "CSRF_REJECTED");
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("token cookie") && description.contains(why),
+            "{description}"
+        );
+    }
+
+    let accepted = [
+        // JSON: a browser sends it across sites only after a preflight, which klue's CORS
+        // answer does not pass with credentials.
+        vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", own_origin.as_str()),
+        ],
+    ];
+    for headers in accepted {
+        let form = headers.iter().any(|(_, v)| v.contains("urlencoded"));
+        let (status, answer) = post(&headers, if form { "name=widget" } else { thing });
+        assert_eq!(status, 200, "{headers:?}: {answer}");
+        assert_eq!(answer["subject"], "alice", "{answer}");
+        assert_eq!(answer["body"]["name"], "widget", "{answer}");
+    }
+    // The Authorization header is never sent by a browser on its own: no such rule.
+    let bearer = format!("Bearer {}", token());
+    let (status, answer) = post(&[("authorization", bearer.as_str())], thing);
+    assert_eq!(status, 200, "{answer}");
+    // Without a body there is nothing to refuse.
+    let (status, answer) = json_of(
+        client()
+            .get(server.url("/secure?n=1"))
+            .header("cookie", cookie.as_str())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The Swagger UI page runs only its own scripts (no inline script), cannot be framed, and
+/// never calls the online validator; `/docs/` serves it too.
+#[test]
+fn the_docs_page_is_locked_down() {
+    let server = start(&[]);
+    for path in ["/docs", "/docs/"] {
+        let response = client().get(server.url(path)).send().unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers().clone();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"))
+            .unwrap_or_else(|| panic!("{csp}"));
+        assert_eq!(script_src, "script-src 'self'", "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let page = response.text().unwrap();
+        // Every script is a file of this service: nothing inline for the policy to block.
+        let scripts: Vec<&str> = page.split("<script").skip(1).collect();
+        assert_eq!(scripts.len(), 2, "{page}");
+        for script in scripts {
+            assert!(script.trim_start().starts_with("src=\"/docs/"), "{page}");
+        }
+    }
+    let init = client()
+        .get(server.url("/docs/init.js"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(init.contains("validatorUrl: null"), "{init}");
+}
+
+/// Sends `request` on a fresh connection and returns the status and the JSON body.
+fn raw(server: &Server, request: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    // `Connection: close` in every request: the server closes after its answer.
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk: its size line, the data.
+        body.split_once("\r\n")
+            .unwrap()
+            .1
+            .rsplit_once("\r\n0\r\n")
+            .unwrap()
+            .0
+    } else {
+        body
+    };
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host, or any request with two, gets a 400.
+#[test]
+fn requests_need_exactly_one_host() {
+    let server = start(&[]);
+    for request in [
+        "GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /ping HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        "GET /ping HTTP/1.1\r\nHost: a\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /ping HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n",
+        "GET /no/route HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "POST /echo/1?q=a HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        "HEAD /ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /ping HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    ] {
+        let (status, body) = raw(&server, request);
+        assert_eq!(status, 400, "{request:?}: {body}");
+        if !request.starts_with("HEAD") {
+            assert_error(&body, 400, "INVALID_PARAMETER");
+            assert_eq!(body["errors"][0]["in"], "header", "{body}");
+            assert_eq!(body["errors"][0]["name"], "Host", "{body}");
+        }
+    }
+    for request in [
+        "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        // HTTP/1.0 clients may leave it out.
+        "GET /ping HTTP/1.0\r\n\r\n",
+    ] {
+        let (status, body) = raw(&server, request);
+        assert_eq!((status, body), (200, json!({})), "{request:?}");
+    }
+}
+
+/// A token whose `exp` is `ago` in the past (issued ten minutes before that).
+fn expired_token(ago: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = now - ago.as_secs();
+    klue::auth::mint_token_at(
+        klue_testkit::SECRET.as_bytes(),
+        klue_testkit::AUDIENCE,
+        None,
+        "alice",
+        Duration::from_secs(600),
+        serde_json::Map::new(),
+        exp - 600,
+    )
+    .unwrap()
+}
+
+/// `KLUE_JWT_LEEWAY` sets the clock skew allowed on `exp` (60 s by default).
+#[test]
+fn the_jwt_leeway_is_configurable() {
+    let secure = |server: &Server, token: &str| {
+        json_of(
+            client()
+                .get(server.url("/secure?n=1"))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .unwrap(),
+        )
+    };
+    let seconds_ago = expired_token(Duration::from_secs(10));
+    let minutes_ago = expired_token(Duration::from_secs(180));
+
+    let default = start(&[]);
+    assert_eq!(secure(&default, &seconds_ago).0, 200);
+    let (status, body) = secure(&default, &minutes_ago);
+    assert_eq!(status, 401, "{body}");
+    assert_error(&body, 401, "TOKEN_EXPIRED");
+
+    let strict = start(&[("KLUE_JWT_LEEWAY", Some("0"))]);
+    let (status, body) = secure(&strict, &seconds_ago);
+    assert_eq!(status, 401, "{body}");
+    assert_error(&body, 401, "TOKEN_EXPIRED");
+
+    let lenient = start(&[("KLUE_JWT_LEEWAY", Some("300"))]);
+    assert_eq!(secure(&lenient, &minutes_ago).0, 200);
+
+    for bad in ["soon", "-1", "3601"] {
+        let output = Command::new(BIN)
+            .args(["--port", "0"])
+            .env("KLUE_JWT_SECRET", klue_testkit::SECRET)
+            .env("KLUE_JWT_AUDIENCE", klue_testkit::AUDIENCE)
+            .env("KLUE_JWT_LEEWAY", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{bad}: {stderr}");
+        assert!(
+            stderr.contains(&format!("KLUE_JWT_LEEWAY=\"{bad}\" is invalid")),
+            "{stderr}"
+        );
+    }
+}
+
+/// A debug build starts with a short HS256 secret but says it is too short (a release build
+/// refuses it; see `auth::config`).
+#[test]
+fn a_short_jwt_secret_is_warned_about() {
+    let server = start(&[("KLUE_JWT_SECRET", Some("short-secret"))]);
+    assert_eq!(
+        client().get(server.url("/ping")).send().unwrap().status(),
+        200
+    );
+    let log = server.output();
+    assert!(
+        log.lines().any(|l| l.contains("KLUE_JWT_SECRET")
+            && l.contains("12 bytes")
+            && l.contains("RFC 7518")),
+        "{log}"
+    );
+    let long = start(&[]);
+    assert_eq!(
+        client().get(long.url("/ping")).send().unwrap().status(),
+        200
+    );
+    assert!(!long.output().contains("RFC 7518"), "{}", long.output());
+}

@@ -107,6 +107,9 @@ const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({
   dom_id: "#swagger-ui",
   deepLinking: true,
   presets: [SwaggerUIBundle.presets.apis],
+  // No badge fetched from validator.swagger.io: the page works offline and sends the spec
+  // nowhere.
+  validatorUrl: null,
 });
 "##;
 
@@ -114,15 +117,37 @@ const SWAGGER_UI_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bun
 const SWAGGER_UI_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
 const FAVICON: &[u8] = include_bytes!("../assets/swagger-ui/favicon-32x32.png");
 
+/// What the Swagger UI page may load: its own script, styles and images, plus the inline
+/// styles and `data:` images Swagger UI makes; requests only to this service (the specs,
+/// "Try it out"). No other site may frame it.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
 fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The Swagger UI page, with the headers that keep it to its own resources and out of frames.
+fn docs_page(page: String) -> Response {
+    let mut response = asset("text/html; charset=utf-8", page);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
 
@@ -130,16 +155,17 @@ fn not_found(what: &str, request_id: &RequestId) -> Response {
     crate::error::ApiError::new(
         404,
         crate::error::codes::NOT_FOUND,
-        format!("No such document: {what}"),
+        format!("No such document: {}", crate::error::truncate_input(what)),
     )
     .into_response_for(&request_id.0)
 }
 
-/// `/openapi/{file}`, `/docs` and `/docs/{asset}`. Only known names are served: nothing is
-/// read from disk, so there is no path to traverse.
 /// The paths of [`document_routes`].
-pub(crate) const DOCUMENT_PATHS: [&str; 3] = ["/openapi/{file}", "/docs", "/docs/{asset}"];
+pub(crate) const DOCUMENT_PATHS: [&str; 4] =
+    ["/openapi/{file}", "/docs", "/docs/", "/docs/{asset}"];
 
+/// `/openapi/{file}`, `/docs` (also `/docs/`) and `/docs/{asset}`. Only known names are
+/// served: nothing is read from disk, so there is no path to traverse.
 pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
     let files = Arc::clone(&docs);
     let page = docs.docs_page.clone();
@@ -164,11 +190,18 @@ pub(crate) fn document_routes(docs: Arc<Documents>) -> Router {
         )
         .route(
             DOCUMENT_PATHS[1],
-            get(move || async move { asset("text/html; charset=utf-8", page) })
-                .fallback(method_not_allowed),
+            get({
+                let page = page.clone();
+                move || async move { docs_page(page) }
+            })
+            .fallback(method_not_allowed),
         )
         .route(
             DOCUMENT_PATHS[2],
+            get(move || async move { docs_page(page) }).fallback(method_not_allowed),
+        )
+        .route(
+            DOCUMENT_PATHS[3],
             get(
                 |name: Result<Path<String>, PathRejection>,
                  Extension(request_id): Extension<RequestId>| async move {
@@ -194,8 +227,8 @@ async fn method_not_allowed(request: axum::extract::Request) -> Response {
         crate::error::codes::METHOD_NOT_ALLOWED,
         format!(
             "{} is not allowed on {}; allowed: GET, HEAD",
-            request.method(),
-            request.uri().path()
+            crate::error::truncate_input(request.method().as_str()),
+            crate::error::truncate_input(request.uri().path())
         ),
     )
     .with_header(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"))

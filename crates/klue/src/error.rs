@@ -20,6 +20,34 @@ pub mod codes {
     pub const AUTHORIZATION_HEADER_MISSING: &str = "AUTHORIZATION_HEADER_MISSING";
     pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    /// 403: a body sent with the `token` cookie's credentials, neither as JSON nor from the
+    /// service's own origin (a possible cross-site request forgery).
+    pub const CSRF_REJECTED: &str = "CSRF_REJECTED";
+}
+
+/// The most characters of a client's input that an error answer repeats: a longer value is
+/// cut there and ends with `…`. Without a bound, an invalid 1 MiB string would come back
+/// several times over (in `error_description` and in `errors[].message`).
+pub const ECHO_LIMIT: usize = 100;
+
+/// `input` as an error answer may repeat it: at most [`ECHO_LIMIT`] characters (never a
+/// split UTF-8 character), followed by `…` when it was cut. For handlers too, when their
+/// error descriptions name what the client sent.
+pub fn truncate_input(input: &str) -> Cow<'_, str> {
+    truncate_chars(input, ECHO_LIMIT)
+}
+
+/// `text` cut to `limit` characters, with `…` when it was cut.
+pub(crate) fn truncate_chars(text: &str, limit: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(limit) {
+        None => Cow::Borrowed(text),
+        Some((at, _)) => {
+            let mut cut = String::with_capacity(at + '…'.len_utf8());
+            cut.push_str(&text[..at]);
+            cut.push('…');
+            Cow::Owned(cut)
+        }
+    }
 }
 
 /// Where a failed validation was found.
@@ -200,5 +228,27 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = crate::context::current_request_id().unwrap_or_default();
         self.into_response_for(&request_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_cut_by_characters_with_an_ellipsis() {
+        assert_eq!(truncate_input("short"), "short");
+        let exact = "a".repeat(ECHO_LIMIT);
+        assert!(matches!(truncate_input(&exact), Cow::Borrowed(_)));
+        let long = "é".repeat(ECHO_LIMIT + 1);
+        let cut = truncate_input(&long);
+        assert_eq!(cut.chars().count(), ECHO_LIMIT + 1);
+        assert!(cut.ends_with("é…"), "{cut}");
+        // Four-byte characters are never split.
+        let emoji = "😀".repeat(3 * ECHO_LIMIT);
+        assert_eq!(
+            truncate_input(&emoji),
+            format!("{}…", "😀".repeat(ECHO_LIMIT))
+        );
     }
 }

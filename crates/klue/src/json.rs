@@ -88,6 +88,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
+                let key = crate::error::truncate_input(&key);
                 return Err(de::Error::custom(format_args!("duplicate key \"{key}\"")));
             }
             let Strict(value) = map.next_value()?;

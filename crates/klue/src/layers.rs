@@ -87,12 +87,34 @@ impl ResponseForPanic for PanicAnswer {
 /// The router with every layer, as axum layers.
 pub(crate) fn apply(router: Router, shared: Arc<Shared>) -> Router {
     router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            check_host,
+        ))
         .layer(CatchPanicLayer::custom(PanicAnswer(shared)))
         .layer(compression_layer())
         .layer(cors_layer())
         .layer(axum::middleware::from_fn(
             crate::middleware::request_id_and_log,
         ))
+}
+
+/// The 400 for a request without a single valid `Host` (see
+/// [`crate::middleware::host_problem`]); [`Routing::route`] does the same for [`Front`].
+async fn check_host(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    match crate::middleware::host_problem(&request) {
+        None => next.run(request).await,
+        Some(problem) => shared.answer_error(
+            crate::middleware::host_error(problem),
+            &crate::middleware::request_id_of(&request),
+            &crate::middleware::request_line(&request),
+            None,
+        ),
+    }
 }
 
 /// The headers tower-http's CORS layer adds to an answer that is not a preflight. With this
@@ -193,6 +215,18 @@ impl Routing {
         request_id: Arc<str>,
         json_headers: Option<&'a http::HeaderMap>,
     ) -> impl Future<Output = Answer> + Send + 'a {
+        if let Some(problem) = crate::middleware::host_problem(&request) {
+            let response = self.shared.answer_error(
+                crate::middleware::host_error(problem),
+                &request_id,
+                &crate::middleware::request_line(&request),
+                None,
+            );
+            return Either::Right(Either::Right(std::future::ready(Answer {
+                response,
+                headers_complete: false,
+            })));
+        }
         let found = self
             .operations
             .as_deref()
@@ -210,7 +244,7 @@ impl Routing {
         if request.extensions().get::<RequestId>().is_none() {
             request.extensions_mut().insert(RequestId(request_id));
         }
-        Either::Right(
+        Either::Right(Either::Left(
             Box::pin(self.router.clone().oneshot(request)).map(|answer| match answer {
                 Ok(response) => Answer {
                     response,
@@ -218,7 +252,7 @@ impl Routing {
                 },
                 Err(never) => match never {},
             }),
-        )
+        ))
     }
 }
 
@@ -608,6 +642,9 @@ paths:
         &'static str,
     );
 
+    /// A `host` "value" that stands for no `Host` header at all.
+    const NO_HOST: &str = "(none)";
+
     /// Every request answers the same through [`Front`] as through the layered router.
     #[tokio::test]
     async fn front_answers_like_the_layered_router() {
@@ -712,6 +749,20 @@ paths:
             ("GET", "/ping/", vec![], ""),
             ("GET", "/", vec![], ""),
             ("PATCH", "/small", vec![], ""),
+            ("GET", "/small", vec![("host", "")], ""),
+            ("GET", "/small", vec![("host", NO_HOST)], ""),
+            ("POST", "/big", vec![("host", NO_HOST)], r#"{"name": "n"}"#),
+            ("OPTIONS", "/big", vec![("host", NO_HOST)], ""),
+            ("GET", "/small", vec![("host", "a"), ("host", "b")], ""),
+            ("GET", "/nowhere", vec![("host", "a"), ("host", "a")], ""),
+            ("HEAD", "/big", vec![("host", "a"), ("host", "b")], ""),
+            ("GET", "/small", vec![("host", "user@t.example")], ""),
+            (
+                "GET",
+                "/small",
+                vec![("host", "a"), ("host", "b"), ("accept-encoding", "gzip")],
+                "",
+            ),
             (
                 "GET",
                 "/docs/init.js",
@@ -731,8 +782,14 @@ paths:
                     .method(method)
                     .uri(uri)
                     .header("x-request-id", "t-1");
+                // Every HTTP/1.1 request has a Host; the cases about it set their own.
+                if !headers.iter().any(|(name, _)| *name == "host") {
+                    request = request.header("host", "t.example");
+                }
                 for (name, value) in &headers {
-                    request = request.header(*name, *value);
+                    if *value != NO_HOST {
+                        request = request.header(*name, *value);
+                    }
                 }
                 request
                     .body(Body::from(body.to_owned()))

@@ -55,6 +55,42 @@ pub(crate) fn request_id_of(request: &Request) -> Arc<str> {
         .unwrap_or_else(fresh_request_id)
 }
 
+/// Why a request's `Host` is unacceptable (RFC 9112 §3.2: an HTTP/1.1 request without one,
+/// any request with two, or a value that is not `host[:port]` get a 400): two parts of a
+/// chain of servers could otherwise route or check the request by different hosts.
+pub(crate) fn host_problem<B>(request: &http::Request<B>) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Some("the request has more than one Host header"),
+        (None, _) if request.version() == http::Version::HTTP_11 => {
+            Some("an HTTP/1.1 request must have a Host header")
+        }
+        (Some(host), None) if !is_host(host) => Some("the Host header is not a host[:port]"),
+        _ => None,
+    }
+}
+
+/// Whether `value` is `uri-host [":" port]`, or empty (allowed when the target has no host).
+fn is_host(value: &HeaderValue) -> bool {
+    value.is_empty()
+        || value
+            .to_str()
+            .is_ok_and(|host| !host.contains('@') && host.parse::<http::uri::Authority>().is_ok())
+}
+
+/// The 400 for a [`host_problem`].
+pub(crate) fn host_error(problem: &'static str) -> crate::error::ApiError {
+    crate::error::ApiError::invalid(
+        format!("Invalid header parameter 'Host': {problem}"),
+        vec![crate::error::FieldError {
+            location: crate::error::FieldLocation::Header,
+            name: Some("Host".to_owned()),
+            pointer: None,
+            message: problem.to_owned(),
+        }],
+    )
+}
+
 /// `METHOD /path` (the query is left out: it may carry secrets).
 pub(crate) fn request_line(request: &Request) -> String {
     format!("{} {}", request.method(), request.uri().path())

@@ -444,11 +444,12 @@ async fn serve_waiting(
         } else {
             None
         };
+        let by_cookie = caller.is_some() && crate::auth::extract::credentials_from_cookie(&parts);
         let mut request = Request::default();
         let mut errors = Vec::new();
         read_parameters(op, &mut parts, path, &mut request, &mut errors).await?;
         if let Some(spec) = &op.body {
-            request.body = read_body(spec, shared, &parts, body, &mut errors).await?;
+            request.body = read_body(spec, shared, &parts, body, by_cookie, &mut errors).await?;
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(describe(&errors), errors));
@@ -499,6 +500,7 @@ fn captured_path_values(path: &str, captures: PathSpans) -> Result<PathValues<'_
 }
 
 fn invalid_path(message: String) -> ApiError {
+    let message = crate::error::truncate_chars(&message, 4 * crate::error::ECHO_LIMIT).into_owned();
     ApiError::invalid(
         format!("Invalid path: {message}"),
         vec![FieldError {
@@ -663,12 +665,14 @@ fn read_parameter_values(
 }
 
 /// Reads (bounded), parses and validates the body. `Ok(None)` when no body was sent and none
-/// is required.
+/// is required. A body sent with the `token` cookie's credentials (`by_cookie`) must pass
+/// [`crate::auth::csrf::check_cookie_body`] first.
 async fn read_body(
     spec: &CompiledBody,
     shared: &Shared,
     parts: &http::request::Parts,
     body: Body,
+    by_cookie: bool,
     errors: &mut Vec<FieldError>,
 ) -> Result<Option<Value>, ApiError> {
     let limit = shared.config.body_limit;
@@ -714,6 +718,9 @@ async fn read_body(
                 .trim()
                 .to_ascii_lowercase()
         });
+    if by_cookie {
+        crate::auth::csrf::check_cookie_body(parts, content_type.as_deref())?;
+    }
     let accepts_json = spec.json.is_some() || spec.json_any;
     // A body without Content-Type is taken as JSON when the operation accepts JSON.
     let is_json = match &content_type {
@@ -754,7 +761,7 @@ async fn read_body(
         codes::UNSUPPORTED_MEDIA_TYPE,
         format!(
             "Content-Type {} is not accepted here; send one of: {}",
-            content_type.as_deref().unwrap_or("(none)"),
+            crate::error::truncate_input(content_type.as_deref().unwrap_or("(none)")),
             spec.accepted.join(", ")
         ),
     ))

@@ -3,7 +3,7 @@
 
 use crate::auth::{Authenticator, DenyAll};
 use crate::builtins::{self, BuiltinState};
-use crate::error::{ApiError, codes};
+use crate::error::{ApiError, codes, truncate_input};
 use crate::handler::Handlers;
 use crate::operation::{OperationRuntime, dispatch};
 use crate::reporter::{ErrorReport, ErrorReporter, LogReporter};
@@ -383,8 +383,8 @@ fn assemble(
                     codes::METHOD_NOT_ALLOWED,
                     format!(
                         "{} is not allowed on {}; allowed: {allow}",
-                        request.method(),
-                        request.uri().path()
+                        truncate_input(request.method().as_str()),
+                        truncate_input(request.uri().path())
                     ),
                 )
                 .with_header(
@@ -422,7 +422,11 @@ fn assemble(
             let error = ApiError::new(
                 404,
                 codes::NOT_FOUND,
-                format!("No route for {} {}", request.method(), request.uri().path()),
+                format!(
+                    "No route for {} {}",
+                    truncate_input(request.method().as_str()),
+                    truncate_input(request.uri().path())
+                ),
             );
             shared.answer_error(
                 error,

@@ -190,6 +190,7 @@ async fn serve_connections<S, B>(
         workers.push(Worker::on_this_runtime(&options));
     }
     let mut turn = 0;
+    let mut accept_errors = EveryInterval::new(ACCEPT_ERROR_LOG_INTERVAL);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -197,8 +198,11 @@ async fn serve_connections<S, B>(
                 let stream = match accepted.and_then(|(stream, _peer)| stream.into_std()) {
                     Ok(stream) => stream,
                     Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
+                        // Out of file descriptors and the like: back off instead of spinning,
+                        // and say so once a second, not twenty times.
+                        if let Some(suppressed) = accept_errors.due(std::time::Instant::now()) {
+                            tracing::warn!(%error, suppressed, "accept failed");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -224,6 +228,40 @@ async fn serve_connections<S, B>(
         tracing::info!("all requests finished");
     } else {
         tracing::warn!(drain = ?options.drain, "drain time over; closing the remaining connections");
+    }
+}
+
+/// At most one `accept failed` line per this interval.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Lets a repeated event be logged at most once per interval, counting the ones left out.
+struct EveryInterval {
+    interval: Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl EveryInterval {
+    fn new(interval: Duration) -> Self {
+        EveryInterval {
+            interval,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// For an event at `now`: `Some(how many were left out since the last logged one)` when
+    /// this one is to be logged, `None` when it is left out.
+    fn due(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < self.interval)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -461,6 +499,21 @@ async fn start(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn repeated_accept_errors_are_logged_once_a_second_with_a_count() {
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut errors = EveryInterval::new(ACCEPT_ERROR_LOG_INTERVAL);
+        // Twenty a second, as the accept loop retries every 50 ms.
+        let logged: Vec<(u64, u64)> = (0..60)
+            .map(|i| i * 50)
+            .filter_map(|ms| errors.due(at(ms)).map(|suppressed| (ms, suppressed)))
+            .collect();
+        assert_eq!(logged, [(0, 0), (1000, 19), (2000, 19)]);
+        // After a quiet spell the next one is logged at once.
+        assert_eq!(errors.due(at(10_000)), Some(19));
+    }
 
     #[test]
     fn a_worker_counts_a_connection_until_it_ends() -> std::io::Result<()> {

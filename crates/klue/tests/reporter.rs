@@ -55,6 +55,7 @@ async fn every_5xx_reaches_the_reporter_and_4xx_do_not() {
         .unwrap();
 
     let request = http::Request::get("/boom")
+        .header("host", "t.example")
         .header("x-request-id", "r-1")
         .body(axum::body::Body::empty())
         .unwrap();
@@ -66,6 +67,7 @@ async fn every_5xx_reaches_the_reporter_and_4xx_do_not() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
 
     let request = http::Request::get("/nope")
+        .header("host", "t.example")
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(

@@ -16,9 +16,18 @@ pub const ENV_AUDIENCE: &str = "KLUE_JWT_AUDIENCE";
 pub const ENV_ISSUER: &str = "KLUE_JWT_ISSUER";
 /// A JWKS file path or https URL, for RS256 and ES256 tokens.
 pub const ENV_JWKS: &str = "KLUE_JWT_JWKS";
+/// The clock skew allowed on `exp`, `nbf` and `iat`, in whole seconds.
+pub const ENV_LEEWAY: &str = "KLUE_JWT_LEEWAY";
 
-/// klue-microservice's leeway on `exp`, `nbf` (and here `iat`): 300 s.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(300);
+/// The clock skew allowed on `exp`, `nbf` and `iat` unless configured: 60 s. Clocks kept by
+/// NTP are within a second of each other; every second more keeps an expired token usable.
+/// (klue-microservice allowed 300 s.)
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The largest leeway accepted: an hour.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
+/// The shortest HS256 secret accepted in release builds, in bytes: RFC 7518 §3.2 requires a
+/// key at least as long as the hash output (256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
 /// A JWKS is refetched on an unknown `kid` at most this often.
 pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -47,6 +56,12 @@ pub enum AuthConfigError {
     },
     #[error("cannot start a runtime to load the JWKS: {0}")]
     Runtime(String),
+    #[error(
+        "the HS256 secret ({ENV_SECRET}) is {0} bytes long; RFC 7518 section 3.2 requires at least {MIN_SECRET_BYTES} bytes (256 bits) of secret: generate one with `openssl rand -base64 48`"
+    )]
+    ShortSecret(usize),
+    #[error("{ENV_LEEWAY}={0:?} is invalid: expected whole seconds from 0 to 3600")]
+    Leeway(String),
 }
 
 /// How tokens are verified.
@@ -128,20 +143,29 @@ impl JwtConfig {
         self
     }
 
+    /// Allow `leeway` of clock skew on `exp`, `nbf` and `iat` (at most [`MAX_LEEWAY`]).
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
+    /// Fetch the JWKS again (on an unknown `kid`) at most this often.
     pub fn with_jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_refresh_interval = interval;
         self
     }
 
-    /// Checks what does not need I/O: a non-empty secret and audience, and some key.
+    /// Checks what does not need I/O: a non-empty secret (long enough in release builds) and
+    /// audience, a bounded leeway, and some key.
     pub(crate) fn check(&self) -> Result<(), AuthConfigError> {
         if self.secret.as_ref().is_some_and(Vec::is_empty) {
             return Err(AuthConfigError::EmptySecret);
+        }
+        if let Some(secret) = &self.secret {
+            check_secret_length(secret.len(), !cfg!(debug_assertions))?;
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(AuthConfigError::Leeway(self.leeway.as_secs().to_string()));
         }
         if self.audience.is_empty() {
             return Err(AuthConfigError::MissingAudience);
@@ -154,6 +178,20 @@ impl JwtConfig {
         }
         Ok(())
     }
+}
+
+/// A secret shorter than [`MIN_SECRET_BYTES`] is refused when `refuse` (release builds),
+/// and only warned about otherwise, so that tests and local work may use short ones.
+fn check_secret_length(length: usize, refuse: bool) -> Result<(), AuthConfigError> {
+    if length >= MIN_SECRET_BYTES {
+        return Ok(());
+    }
+    let error = AuthConfigError::ShortSecret(length);
+    if refuse {
+        return Err(error);
+    }
+    tracing::warn!("{error} (a release build refuses to start with it)");
+    Ok(())
 }
 
 /// The JWKS source a `KLUE_JWT_JWKS` value names: an `https://` (or loopback `http://`) URL,
@@ -183,7 +221,8 @@ fn var(
 }
 
 /// The [`JwtConfig`] the environment describes (`KLUE_JWT_SECRET`, `KLUE_JWT_AUDIENCE`,
-/// `KLUE_JWT_ISSUER`, `KLUE_JWT_JWKS`); `None` when neither a secret nor a JWKS is set.
+/// `KLUE_JWT_ISSUER`, `KLUE_JWT_JWKS`, `KLUE_JWT_LEEWAY`); `None` when neither a secret nor a
+/// JWKS is set.
 pub fn config_from_env() -> Result<Option<JwtConfig>, AuthConfigError> {
     config_from_lookup(|name| std::env::var_os(name))
 }
@@ -200,6 +239,18 @@ pub fn config_from_lookup(
         other => other?,
     };
     let jwks = var(&lookup, ENV_JWKS)?;
+    // Checked even when no key is configured: a typo must not wait for the day one is.
+    let leeway = var(&lookup, ENV_LEEWAY)?
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .filter(|leeway| *leeway <= MAX_LEEWAY)
+                .ok_or(AuthConfigError::Leeway(value))
+        })
+        .transpose()?;
     if secret.is_none() && jwks.is_none() {
         return Ok(None);
     }
@@ -214,6 +265,9 @@ pub fn config_from_lookup(
     config.secret = secret.map(String::into_bytes);
     config.issuer = var(&lookup, ENV_ISSUER)?;
     config.jwks = jwks.as_deref().map(jwks_source).transpose()?;
+    if let Some(leeway) = leeway {
+        config.leeway = leeway;
+    }
     Ok(Some(config))
 }
 
@@ -225,5 +279,66 @@ pub fn from_env() -> Result<Option<Arc<dyn Authenticator>>, AuthConfigError> {
     match config_from_env()? {
         None => Ok(None),
         Some(config) => Ok(Some(Arc::new(JwtAuthenticator::new(config)?))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_secrets_are_refused_in_release_builds_only() {
+        assert!(check_secret_length(MIN_SECRET_BYTES, true).is_ok());
+        assert!(check_secret_length(5, false).is_ok());
+        match check_secret_length(31, true) {
+            Ok(()) => panic!("a 31-byte secret was accepted"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(ENV_SECRET)
+                        && message.contains("RFC 7518")
+                        && message.contains("31 bytes"),
+                    "{message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_leeway_comes_from_the_environment_and_is_bounded() {
+        let lookup = |leeway: &'static str| {
+            move |name: &str| match name {
+                ENV_SECRET => Some(OsString::from("0123456789abcdef0123456789abcdef")),
+                ENV_AUDIENCE => Some(OsString::from("a")),
+                ENV_LEEWAY => Some(OsString::from(leeway)),
+                _ => None,
+            }
+        };
+        let leeway =
+            |value: &'static str| config_from_lookup(lookup(value)).map(|c| c.map(|c| c.leeway));
+        assert_eq!(leeway("0").ok(), Some(Some(Duration::ZERO)));
+        assert_eq!(leeway(" 120 ").ok(), Some(Some(Duration::from_secs(120))));
+        assert_eq!(leeway("3600").ok(), Some(Some(MAX_LEEWAY)));
+        for bad in ["3601", "-1", "1.5", "1m", "soon"] {
+            match leeway(bad) {
+                Err(e @ AuthConfigError::Leeway(_)) => {
+                    assert!(e.to_string().contains(ENV_LEEWAY), "{e}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let no_key = |name: &str| (name == ENV_LEEWAY).then(|| OsString::from("x"));
+        assert!(matches!(
+            config_from_lookup(no_key),
+            Err(AuthConfigError::Leeway(_))
+        ));
+        let default = |name: &str| lookup("0")(name).filter(|_| name != ENV_LEEWAY);
+        assert_eq!(
+            config_from_lookup(default).ok().flatten().map(|c| c.leeway),
+            Some(DEFAULT_LEEWAY)
+        );
+        let too_long = JwtConfig::hs256("0123456789abcdef0123456789abcdef", "a")
+            .with_leeway(MAX_LEEWAY + Duration::from_secs(1));
+        assert!(matches!(too_long.check(), Err(AuthConfigError::Leeway(_))));
     }
 }

@@ -41,6 +41,16 @@ pub(crate) fn bearer_token_of(parts: &http::request::Parts) -> Result<Cow<'_, st
     }
 }
 
+/// Whether the credentials of a request are the `token` cookie's: it has a non-empty `token`
+/// cookie and no (non-empty) `Authorization` header, which would win over the cookie.
+pub fn credentials_from_cookie(parts: &http::request::Parts) -> bool {
+    let has_header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| !String::from_utf8_lossy(v.as_bytes()).trim().is_empty());
+    !has_header && token_cookie(&parts.headers).is_some_and(|v| !v.trim().is_empty())
+}
+
 /// Splits `Bearer <token>` like klue-microservice (`str.split()` on whitespace). A cookie may
 /// also hold the bare token.
 fn parse_credentials(value: &str, from_cookie: bool) -> Result<&str, AuthError> {

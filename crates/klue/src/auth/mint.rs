@@ -83,6 +83,7 @@ pub fn mint_token_at(
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?),
     );
+    super::install_crypto_provider();
     let signature = jsonwebtoken::crypto::sign(
         signing_input.as_bytes(),
         &EncodingKey::from_secret(secret),

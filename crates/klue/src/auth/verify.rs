@@ -86,6 +86,7 @@ impl JwtAuthenticator {
     }
 
     fn build(config: JwtConfig, jwks: Option<JwksStore>) -> Result<Self, AuthConfigError> {
+        super::install_crypto_provider();
         let validations = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256].map(|algorithm| {
             (
                 algorithm,
@@ -120,9 +121,9 @@ impl JwtAuthenticator {
         if let Some(verified) = self.verified.get(token, now()) {
             return Ok(verified);
         }
-        let (claims, algorithm) = self.verify_in_full(token).await?;
+        let (claims, algorithm, canonical) = self.verify_in_full(token).await?;
         let verified = Verified {
-            token: Arc::from(token),
+            token: Arc::from(canonical.as_deref().unwrap_or(token)),
             claims: Arc::new(claims),
         };
         // A JWKS key can be rotated out; the secret stays for the life of the process.
@@ -136,8 +137,12 @@ impl JwtAuthenticator {
         Ok(verified)
     }
 
-    /// Every check, and the algorithm the token was verified with.
-    async fn verify_in_full(&self, token: &str) -> Result<(Claims, Algorithm), AuthError> {
+    /// Every check, the algorithm the token was verified with, and the token's canonical
+    /// spelling when it is not `token` (an ES256 signature with a high `s`).
+    async fn verify_in_full(
+        &self,
+        token: &str,
+    ) -> Result<(Claims, Algorithm, Option<String>), AuthError> {
         let header = unverified_header(token).ok_or_else(|| failure::invalid(BAD_SIGNATURE))?;
         // RFC 7515 §4.1.11: a token with critical extensions we do not implement is invalid.
         if header.contains_key("crit") {
@@ -172,15 +177,19 @@ impl JwtAuthenticator {
             }
             KeyRef::Shared(entry)
         };
+        let canonical = match algorithm {
+            Algorithm::ES256 => low_s_form(token),
+            _ => None,
+        };
         let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
+            canonical.as_deref().unwrap_or(token),
             key.key(),
             &self.validation(algorithm),
         )
         .map_err(|e| refusal(e.kind()))?;
         let claims = data.claims;
         self.check_times(&claims)?;
-        Ok((Claims(claims), algorithm))
+        Ok((Claims(claims), algorithm, canonical))
     }
 
     /// The checks for `algorithm` (built once for the algorithms keys can have).
@@ -253,6 +262,48 @@ impl KeyRef<'_> {
     }
 }
 
+/// The order `n` of P-256's group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+];
+/// `n / 2`, rounded down: the largest low `s`.
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B, 0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8,
+];
+
+/// The same ES256 token with its signature's `s` replaced by `n - s`, when `s` is high
+/// (`n/2 < s < n`). An ECDSA signature `(r, s)` also verifies as `(r, n - s)`, so anyone can
+/// respell a token without the key; taking the low-s spelling gives each token one spelling
+/// for whatever is keyed by it (and forwards one that strict verifiers accept). Signers need
+/// not produce low-s signatures (most do not), so a high `s` is normalised, not refused.
+/// `None` when there is nothing to change or the signature is not 64 bytes `r || s` (then
+/// the verification refuses it).
+fn low_s_form(token: &str) -> Option<String> {
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let (r, s) = signature.split_at_checked(32)?;
+    if s.len() != 32 || s <= &P256_HALF_ORDER[..] || s >= &P256_ORDER[..] {
+        return None;
+    }
+    let mut low = [0u8; 32];
+    let mut borrow = false;
+    for i in (0..32).rev() {
+        let (digit, under) = P256_ORDER[i].overflowing_sub(s[i]);
+        let (digit, under_again) = digit.overflowing_sub(u8::from(borrow));
+        low[i] = digit;
+        borrow = under || under_again;
+    }
+    let mut normalised = Vec::with_capacity(64);
+    normalised.extend_from_slice(r);
+    normalised.extend_from_slice(&low);
+    Some(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(normalised)
+    ))
+}
+
 /// The JOSE header of a compact JWT, unverified: only used to pick among configured keys.
 fn unverified_header(token: &str) -> Option<Map<String, Value>> {
     let mut segments = token.split('.');
@@ -276,6 +327,9 @@ fn refusal(kind: &ErrorKind) -> AuthError {
         ErrorKind::ImmatureSignature => failure::invalid("token is not yet valid (nbf)"),
         ErrorKind::MissingRequiredClaim(claim) => {
             failure::invalid(format!("token has no valid '{claim}' claim"))
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            failure::invalid(format!("token has an invalid '{claim}' claim"))
         }
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             failure::invalid(BAD_ALGORITHM)
@@ -304,5 +358,50 @@ impl Authenticator for JwtAuthenticator {
                 token: verified.token,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_with_s(s: [u8; 32]) -> String {
+        let mut signature = vec![7u8; 32];
+        signature.extend_from_slice(&s);
+        format!("h.p.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn s_of(token: &str) -> Vec<u8> {
+        let signature = token.rsplit('.').next().unwrap_or_default();
+        URL_SAFE_NO_PAD
+            .decode(signature)
+            .map(|b| b[32..].to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn high_s_becomes_n_minus_s() {
+        // n - 1 is the highest s; its twin is 1.
+        let mut highest = P256_ORDER;
+        highest[31] -= 1;
+        let Some(low) = low_s_form(&token_with_s(highest)) else {
+            panic!("not normalised");
+        };
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert_eq!(s_of(&low), one);
+        assert!(low.starts_with("h.p."));
+        // n/2 + 1 becomes n/2 (n is odd): a borrow runs through the digits.
+        let mut just_high = P256_HALF_ORDER;
+        just_high[31] += 1;
+        let Some(low) = low_s_form(&token_with_s(just_high)) else {
+            panic!("not normalised");
+        };
+        assert_eq!(s_of(&low), P256_HALF_ORDER);
+        // Low s, s >= n and malformed signatures are left alone.
+        assert_eq!(low_s_form(&token_with_s(P256_HALF_ORDER)), None);
+        assert_eq!(low_s_form(&token_with_s(P256_ORDER)), None);
+        assert_eq!(low_s_form("h.p.c2hvcnQ"), None);
+        assert_eq!(low_s_form("no dots"), None);
     }
 }
