@@ -585,7 +585,11 @@ fn staging_in_place_lifecycle() {
     let run = world.deploy("staging", 0, &[], Some(SECRET_VALUE_2));
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stderr.contains("value updated"), "{}", run.all());
-    assert!(run.stderr.contains("secret values changed"), "{}", run.all());
+    assert!(
+        run.stderr.contains("secret values changed"),
+        "{}",
+        run.all()
+    );
     let update = world.requests()[before_requests..]
         .iter()
         .find(|r| r["Action"] == "UpdateEnvironment")

@@ -1517,7 +1517,11 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
         ))
         .option_settings(opt("aws:autoscaling:asg", "MaxSize", "2"))
         .option_settings(opt("aws:autoscaling:trigger", "UpperThreshold", "70"))
-        .option_settings(opt("aws:ec2:instances", "InstanceTypes", "t3.small,t3a.small"))
+        .option_settings(opt(
+            "aws:ec2:instances",
+            "InstanceTypes",
+            "t3.small,t3a.small",
+        ))
         .option_settings(opt(
             "aws:elasticbeanstalk:application:environment",
             "RUST_LOG",
@@ -1550,8 +1554,16 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
             .unwrap_or_else(|| panic!("{ns} {name} missing"))
     };
     for (ns, name, resource) in [
-        ("aws:autoscaling:asg", "MaxSize", Some("AWSEBAutoScalingGroup")),
-        ("aws:autoscaling:asg", "MinSize", Some("AWSEBAutoScalingGroup")),
+        (
+            "aws:autoscaling:asg",
+            "MaxSize",
+            Some("AWSEBAutoScalingGroup"),
+        ),
+        (
+            "aws:autoscaling:asg",
+            "MinSize",
+            Some("AWSEBAutoScalingGroup"),
+        ),
         (
             "aws:autoscaling:trigger",
             "UpperThreshold",
@@ -1582,7 +1594,11 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
             "HealthCheckPath",
             Some("AWSEBV2LoadBalancerTargetGroup"),
         ),
-        ("aws:elasticbeanstalk:application:environment", "RUST_LOG", None),
+        (
+            "aws:elasticbeanstalk:application:environment",
+            "RUST_LOG",
+            None,
+        ),
         ("aws:elasticbeanstalk:command", "DeploymentPolicy", None),
     ] {
         assert_eq!(
@@ -1610,13 +1626,22 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
         .map(|s| s.deployment_status().unwrap().as_str())
         .collect();
     assert_eq!(statuses, ["deployed", "pending"]);
-    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("2"));
-    assert_eq!(find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
+    assert_eq!(
+        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
+        Some("2")
+    );
+    assert_eq!(
+        find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(),
+        Some("3")
+    );
     fault(&endpoint, r#"{"kind":"release"}"#).await;
     wait_ready(&eb, "demo-web").await;
     let sets = settings(eb.clone()).await;
     assert_eq!(sets.len(), 1);
-    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
+    assert_eq!(
+        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
+        Some("3")
+    );
 
     // After a failed update: the reverted deployed set, and the failed draft beside it.
     fault(&endpoint, r#"{"kind":"fail_next_update"}"#).await;
@@ -1633,6 +1658,12 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
         .map(|s| s.deployment_status().unwrap().as_str())
         .collect();
     assert_eq!(statuses, ["deployed", "failed"]);
-    assert_eq!(find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(), Some("3"));
-    assert_eq!(find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(), Some("9"));
+    assert_eq!(
+        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
+        Some("3")
+    );
+    assert_eq!(
+        find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(),
+        Some("9")
+    );
 }
