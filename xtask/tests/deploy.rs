@@ -1080,6 +1080,13 @@ fn refusals_repairs_and_secret_lifecycle() {
         world.describe(staging).unwrap().health().unwrap().as_str(),
         "Red"
     );
+    let status = world.xtask(&["status", "staging"], None);
+    assert!(status.stdout.contains("Red (Severe)"), "{}", status.all());
+    assert!(
+        status.stdout.contains("cause   ELB health"),
+        "{}",
+        status.all()
+    );
     // The image went to ECR in the deployment's region, not AWS_REGION's.
     assert_eq!(
         ecr_repositories(&world, &region),

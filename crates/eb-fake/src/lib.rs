@@ -37,6 +37,10 @@
 //!   instance(s)." (VersionLabel given); at Ready: "New application version was deployed to
 //!   running EC2 instances.", "Successfully deployed new configuration to environment.",
 //!   "Environment update completed successfully.".
+//! - `DescribeEnvironmentHealth`: `Color` (the environment's health), `HealthStatus` (Ok,
+//!   Severe, Warning, Unknown for Green, Red, Yellow, Grey), `Status`, `InstancesHealth` (one
+//!   instance) and, for Red, the cause "ELB health is failing or not available for all
+//!   instances." (a guess at EB's wording), whatever `AttributeNames` asks for.
 //! - `SwapEnvironmentCNAMEs` (`Source`/`Destination` `EnvironmentName` or `EnvironmentId`):
 //!   both must exist, differ, be in the same application, be Ready and have a CNAME. The CNAMEs
 //!   swap at once; both environments are `Updating` for one transition, then Ready. Events on
@@ -1589,6 +1593,40 @@ impl Inner {
                             x.text("Value", v);
                         });
                 });
+            }
+            "DescribeEnvironmentHealth" => {
+                let i = self.live_env(p)?;
+                let env = self.envs[i].clone();
+                let (status, causes): (&str, Vec<&str>) = match env.health.as_str() {
+                    "Green" => ("Ok", vec![]),
+                    // GUESS: the cause EB gives when the load balancer's checks fail (the
+                    // wording of its "transitioned to Severe" event).
+                    "Red" => (
+                        "Severe",
+                        vec!["ELB health is failing or not available for all instances."],
+                    ),
+                    "Yellow" => ("Warning", vec![]),
+                    _ => ("Unknown", vec![]),
+                };
+                let (ok, severe) = if status == "Ok" { (1, 0) } else { (0, 1) };
+                x.text("EnvironmentName", &env.name)
+                    .text("HealthStatus", status)
+                    .text("Status", &env.status)
+                    .text("Color", &env.health)
+                    .list("Causes", causes, |x, cause| {
+                        x.raw_member(cause);
+                    })
+                    .el("InstancesHealth", |x| {
+                        x.text("NoData", "0")
+                            .text("Unknown", "0")
+                            .text("Pending", "0")
+                            .text("Ok", &ok.to_string())
+                            .text("Info", "0")
+                            .text("Warning", "0")
+                            .text("Degraded", "0")
+                            .text("Severe", &severe.to_string());
+                    })
+                    .text("RefreshedAt", &ts(now_millis()));
             }
             "DescribeEnvironmentResources" => {
                 let i = self.live_env(p)?;

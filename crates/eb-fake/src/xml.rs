@@ -40,6 +40,11 @@ impl Xml {
         self.0.push_str(&format!("</{name}>"));
         self
     }
+    /// Escaped text directly inside the current element (a `member` of a list of strings).
+    pub fn raw_member(&mut self, value: &str) -> &mut Self {
+        self.0.push_str(&esc(value));
+        self
+    }
     /// `<name><member>...</member>...</name>`.
     pub fn list<T>(
         &mut self,

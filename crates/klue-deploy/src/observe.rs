@@ -244,6 +244,40 @@ pub async fn observe(clients: &Clients, dep: &Deployment) -> Result<Observed, Ob
     Ok(observed)
 }
 
+/// An environment's health as enhanced health reporting sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentHealth {
+    /// `Green`, `Yellow`, `Red`, `Grey`.
+    pub color: Option<String>,
+    /// `Ok`, `Info`, `Warning`, `Degraded`, `Severe`, `Pending`, `NoData`, `Unknown`, `Suspended`.
+    pub status: Option<String>,
+    /// Why the health is what it is, in EB's words (empty when Ok).
+    pub causes: Vec<String>,
+}
+
+/// `DescribeEnvironmentHealth` of `environment` (enhanced health reporting only: EB refuses
+/// the call for an environment with basic health).
+pub async fn environment_health(
+    eb: &aws_sdk_elasticbeanstalk::Client,
+    environment: &str,
+) -> Result<EnvironmentHealth, ObserveError> {
+    use aws_sdk_elasticbeanstalk::types::EnvironmentHealthAttribute;
+    let out = eb
+        .describe_environment_health()
+        .environment_name(environment)
+        .attribute_names(EnvironmentHealthAttribute::Color)
+        .attribute_names(EnvironmentHealthAttribute::HealthStatus)
+        .attribute_names(EnvironmentHealthAttribute::Causes)
+        .send()
+        .await
+        .map_err(err("elasticbeanstalk:DescribeEnvironmentHealth"))?;
+    Ok(EnvironmentHealth {
+        color: out.color().map(str::to_string),
+        status: out.health_status().map(str::to_string),
+        causes: out.causes().to_vec(),
+    })
+}
+
 /// Every application version of `application`, newest first (all pages).
 pub async fn application_versions(
     eb: &aws_sdk_elasticbeanstalk::Client,

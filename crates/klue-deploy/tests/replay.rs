@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use klue_deploy::apply::wait::{Verdict, classify};
 use klue_deploy::model::*;
-use klue_deploy::observe::{Clients, observe};
+use klue_deploy::observe::{Clients, environment_health, observe};
 use klue_deploy::plan::ChangeKey;
 use klue_deploy::{Desired, plan};
 use serde_json::Value;
@@ -196,7 +196,7 @@ fn documented_answers_observe_and_plan_without_phantom_changes() {
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let dep = deployment();
-    let observed = runtime.block_on(async {
+    let (observed, health) = runtime.block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(dep.region.clone()))
             .credentials_provider(aws_credential_types::Credentials::new(
@@ -205,8 +205,15 @@ fn documented_answers_observe_and_plan_without_phantom_changes() {
             .endpoint_url(format!("http://{addr}"))
             .load()
             .await;
-        observe(&Clients::from_config(&config), &dep).await.unwrap()
+        let clients = Clients::from_config(&config);
+        (
+            observe(&clients, &dep).await.unwrap(),
+            environment_health(&clients.eb, "my-env").await.unwrap(),
+        )
     });
+    assert_eq!(health.color.as_deref(), Some("Green"));
+    assert_eq!(health.status.as_deref(), Some("Ok"));
+    assert!(health.causes.is_empty());
 
     let env = &observed.environments["my-env"];
     assert_eq!(env.status, "Ready");

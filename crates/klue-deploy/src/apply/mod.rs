@@ -15,7 +15,7 @@ pub mod secrets;
 pub mod wait;
 
 use crate::model::{Deployment, Environment};
-use crate::observe::{Clients, ObserveError, application_versions, observe};
+use crate::observe::{Clients, ObserveError, application_versions, environment_health, observe};
 use crate::observed::{Observed, ObservedEnvironment};
 use crate::options::{ASG, ENV_SECRETS, desired_options, desired_tags, secret_id};
 use crate::plan::{
@@ -1295,17 +1295,30 @@ impl Deployer<'_> {
             ));
         }
         for (role, e) in shown {
+            // With enhanced health, EB says why an environment is not Ok.
+            let enhanced = if env.enhanced_health {
+                environment_health(&self.clients.eb, &e.eb_name).await.ok()
+            } else {
+                None
+            };
+            let health = match enhanced.as_ref().and_then(|h| h.status.as_deref()) {
+                Some(status) => format!("{} ({status})", e.health.as_deref().unwrap_or("-")),
+                None => e.health.as_deref().unwrap_or("-").to_string(),
+            };
             out.push_str(&format!(
                 "{name} ({role}): {}\n  status  {}\n  health  {}\n  version {}\n  url     {}\n",
                 e.eb_name,
                 e.status,
-                e.health.as_deref().unwrap_or("-"),
+                health,
                 e.version_label.as_deref().unwrap_or("-"),
                 e.cname
                     .as_deref()
                     .map(|c| self.url(env, c))
                     .unwrap_or_else(|| "-".into()),
             ));
+            for cause in enhanced.iter().flat_map(|h| &h.causes) {
+                out.push_str(&format!("  cause   {cause}\n"));
+            }
             let recent = self
                 .clients
                 .eb
