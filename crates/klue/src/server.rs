@@ -39,6 +39,10 @@ pub struct ServerArgs {
     /// answer (slow and idle clients are cut off).
     #[arg(long, env = "KLUE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
     pub header_read_timeout: f64,
+    /// Seconds the request body of an operation gets to arrive in full; a slower one is
+    /// answered 408 `BODY_READ_TIMEOUT` and its connection closed.
+    #[arg(long, env = "KLUE_BODY_READ_TIMEOUT", default_value_t = 30.0)]
+    pub body_read_timeout: f64,
     /// Load the specs from this folder instead of the ones built into the binary.
     #[arg(long, env = "KLUE_APIS_DIR")]
     pub apis_dir: Option<PathBuf>,
@@ -451,12 +455,24 @@ async fn start(
     specs: Vec<Source>,
     configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
 ) -> Result<(), String> {
+    let drain = seconds(args.drain_seconds, "--drain-seconds", "KLUE_DRAIN_SECONDS")?;
+    let header_read_timeout = seconds(
+        args.header_read_timeout,
+        "--header-read-timeout",
+        "KLUE_HEADER_READ_TIMEOUT",
+    )?;
+    let body_read_timeout = positive_seconds(
+        args.body_read_timeout,
+        "--body-read-timeout",
+        "KLUE_BODY_READ_TIMEOUT",
+    )?;
     let apis = match &args.apis_dir {
         Some(dir) => klue_spec::load_dir(dir),
         None => klue_spec::load_sources(&specs),
     }
     .map_err(|e| e.to_string())?;
-    let config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
+    let mut config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
+    config.body_read_timeout = body_read_timeout;
     let mut builder = ServiceBuilder::new(apis).config(config);
     if let Some(authenticator) =
         crate::auth::from_env().map_err(|e| format!("JWT configuration: {e}"))?
@@ -468,11 +484,6 @@ async fn start(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let seconds = |value: f64, flag: &str| {
-        Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} {value} is not a duration"))
-    };
-    let drain = seconds(args.drain_seconds, "--drain-seconds")?;
-    let header_read_timeout = seconds(args.header_read_timeout, "--header-read-timeout")?;
     tracing::info!(
         %addr,
         apis = %service.served_apis().join(","),
@@ -495,10 +506,46 @@ async fn start(
     Ok(())
 }
 
+/// `value` seconds of the setting `flag` (`env`), or why it is not a duration.
+fn seconds(value: f64, flag: &str, env: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} ({env}) {value} is invalid: expected seconds >= 0"))
+}
+
+/// [`seconds`], and more than none: a deadline of zero would refuse every request that
+/// waits at all.
+fn positive_seconds(value: f64, flag: &str, env: &str) -> Result<Duration, String> {
+    seconds(value, flag, env)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("{flag} ({env}) {value} is invalid: expected seconds > 0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn deadlines_must_be_finite_and_positive() {
+        let ok = positive_seconds(2.5, "--body-read-timeout", "KLUE_BODY_READ_TIMEOUT");
+        assert_eq!(ok, Ok(Duration::from_millis(2500)));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let Err(message) =
+                positive_seconds(bad, "--body-read-timeout", "KLUE_BODY_READ_TIMEOUT")
+            else {
+                panic!("{bad} accepted");
+            };
+            assert!(
+                message.contains("--body-read-timeout (KLUE_BODY_READ_TIMEOUT)"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            seconds(0.0, "--header-read-timeout", "KLUE_HEADER_READ_TIMEOUT"),
+            Ok(Duration::ZERO)
+        );
+    }
 
     #[test]
     fn repeated_accept_errors_are_logged_once_a_second_with_a_count() {
