@@ -1,6 +1,8 @@
 //! The deadlines of connections with a request in flight, against the real klue-testbed
 //! binary: a request body that does not arrive in time gets a 408 and its connection is
-//! closed, so such clients cannot hold connections forever.
+//! closed, and an answer that the client does not take (an HTTP/2 client that keeps its
+//! flow-control window shut) has its connection closed, so such clients cannot hold
+//! connections forever.
 //!
 //! The deadlines are set short (2 s) and each behaviour is waited for with a generous bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -175,6 +177,9 @@ fn bad_deadlines_stop_the_start() {
         ("KLUE_BODY_READ_TIMEOUT", "-1"),
         ("KLUE_BODY_READ_TIMEOUT", "soon"),
         ("KLUE_BODY_READ_TIMEOUT", "inf"),
+        ("KLUE_SEND_TIMEOUT", "0"),
+        ("KLUE_SEND_TIMEOUT", "inf"),
+        ("KLUE_SEND_TIMEOUT", "x"),
     ] {
         let mut child = std::process::Command::new(BIN)
             .args(["--port", "0", "--host", "127.0.0.1"])
@@ -211,4 +216,171 @@ fn bad_deadlines_stop_the_start() {
             .replace('_', "-");
         assert!(stderr.contains(&flag), "{name}={value}: {stderr}");
     }
+}
+
+/// An HTTP/2 connection that asked for `/ping` with its flow-control window shut
+/// (SETTINGS_INITIAL_WINDOW_SIZE 0) and never opens it: the server can send the answer's
+/// headers, never its body. The returned task ends when the server closes the connection;
+/// the request and its answer are kept, so the client never cancels the stream.
+struct Stalled {
+    connection: tokio::task::JoinHandle<()>,
+    _request: h2::client::SendRequest<&'static [u8]>,
+    _answer: http::Response<h2::RecvStream>,
+}
+
+async fn stalled_h2_client(port: u16) -> Stalled {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, &'static [u8]>(tcp)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/ping"))
+        .body(())
+        .unwrap();
+    let (answer, _) = send.send_request(request, true).unwrap();
+    // Headers are not flow-controlled: the answer starts, and stalls before its body.
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    Stalled {
+        connection,
+        _request: send,
+        _answer: answer,
+    }
+}
+
+/// A request on a fresh HTTP/2 connection with the usual windows; the answer's body.
+async fn h2_ping(port: u16) -> Vec<u8> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/ping"))
+        .body(())
+        .unwrap();
+    let (answer, _) = send.send_request(request, true).unwrap();
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut body = answer.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes
+}
+
+/// Clients held at once.
+const STALLED: usize = 64;
+
+#[test]
+fn http2_clients_that_keep_their_window_shut_are_closed_and_others_served() {
+    let server = Server::start_binary(BIN, &[("KLUE_SEND_TIMEOUT", Some(DEADLINE))]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let stalled: Vec<Stalled> = runtime.block_on(async {
+        let mut stalled = Vec::new();
+        for _ in 0..STALLED {
+            stalled.push(stalled_h2_client(server.port).await);
+        }
+        stalled
+    });
+    // While they are connected, new clients are served, over HTTP/1.1 and HTTP/2.
+    assert_still_serving(&server);
+    let body = runtime.block_on(h2_ping(server.port));
+    assert_eq!(body, b"{}");
+
+    // Each stalled connection is closed by the server.
+    let open = runtime.block_on(async {
+        let mut open = 0;
+        for client in stalled {
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, client.connection).await.is_err() {
+                open += 1;
+            }
+        }
+        open
+    });
+    assert_eq!(
+        open,
+        0,
+        "{open} of {STALLED} stalled connections still open after {:?}",
+        started.elapsed()
+    );
+    assert_still_serving(&server);
+}
+
+/// A client on a slow link still gets a large answer: the send deadline is about progress,
+/// not about the whole answer. Gzipped, the answer's body is a stream of pieces, each given
+/// to hyper once the client opened its window for the previous one.
+#[test]
+fn a_large_answer_read_slowly_is_not_cut_off() {
+    let server = Server::start_binary(BIN, &[("KLUE_SEND_TIMEOUT", Some(DEADLINE))]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
+        // A 16 KiB window, reopened 8 KiB at a time after a pause: the gzipped bundle (over
+        // 400 KB) takes longer than the deadline to arrive, while the client keeps taking it.
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(16 * 1024)
+            .handshake::<_, &'static [u8]>(tcp)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::get(format!(
+            "http://127.0.0.1:{}/docs/swagger-ui-bundle.js",
+            server.port
+        ))
+        .header("accept-encoding", "gzip")
+        .body(())
+        .unwrap();
+        let (answer, _) = send.send_request(request, true).unwrap();
+        let answer = answer.await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["content-encoding"], "gzip");
+        let mut body = answer.into_body();
+        let mut received = 0usize;
+        let mut unreleased = 0usize;
+        let started = Instant::now();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            received += chunk.len();
+            unreleased += chunk.len();
+            if unreleased >= 8 * 1024 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = body.flow_control().release_capacity(unreleased);
+                unreleased = 0;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "too slow");
+        }
+        assert!(
+            started.elapsed() > Duration::from_secs(2),
+            "the answer came faster than the deadline; the test proves nothing"
+        );
+        received
+    });
+    assert!(received > 400_000, "got {received} bytes");
 }

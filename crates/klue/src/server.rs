@@ -43,6 +43,11 @@ pub struct ServerArgs {
     /// answered 408 `BODY_READ_TIMEOUT` and its connection closed.
     #[arg(long, env = "KLUE_BODY_READ_TIMEOUT", default_value_t = 30.0)]
     pub body_read_timeout: f64,
+    /// Seconds an answer may wait for the client to take more of it (a client that stops
+    /// reading, an HTTP/2 client that keeps its flow-control window shut); then its connection
+    /// is closed.
+    #[arg(long, env = "KLUE_SEND_TIMEOUT", default_value_t = 30.0)]
+    pub send_timeout: f64,
     /// Load the specs from this folder instead of the ones built into the binary.
     #[arg(long, env = "KLUE_APIS_DIR")]
     pub apis_dir: Option<PathBuf>,
@@ -58,6 +63,13 @@ pub struct ServeOptions {
     /// cannot hold connections forever. Checked every 250 ms, so a connection is cut off up
     /// to that much later (see `head_timeout.rs`).
     pub header_read_timeout: Duration,
+    /// While a connection has an answer to send, some answer of the connection must make
+    /// progress (its body hands hyper a frame, that is, the client took the previous ones)
+    /// within this time, or the connection is closed: a client that stops reading, or an
+    /// HTTP/2 client that never opens its flow-control window, cannot hold a connection
+    /// forever. An answer body that itself takes longer than this between two frames (a
+    /// stream of events, say) is cut off too. Checked like `header_read_timeout`.
+    pub send_timeout: Duration,
     /// Largest request head (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
 }
@@ -67,6 +79,7 @@ impl Default for ServeOptions {
         ServeOptions {
             drain: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
         }
     }
@@ -353,7 +366,7 @@ where
         options: ServeOptions,
         done: tokio::sync::oneshot::Sender<bool>,
     ) {
-        let mut connections = Connections::new(options.header_read_timeout);
+        let mut connections = Connections::new(options.header_read_timeout, options.send_timeout);
         let mut ticks = tokio::time::interval(head_timeout::TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -466,6 +479,7 @@ async fn start(
         "--body-read-timeout",
         "KLUE_BODY_READ_TIMEOUT",
     )?;
+    let send_timeout = positive_seconds(args.send_timeout, "--send-timeout", "KLUE_SEND_TIMEOUT")?;
     let apis = match &args.apis_dir {
         Some(dir) => klue_spec::load_dir(dir),
         None => klue_spec::load_sources(&specs),
@@ -497,6 +511,7 @@ async fn start(
         ServeOptions {
             drain,
             header_read_timeout,
+            send_timeout,
             ..ServeOptions::default()
         },
         move || front.clone(),
