@@ -325,6 +325,22 @@ impl Service {
         crate::layers::FrontService(Arc::clone(&self.front))
     }
 
+    /// Answers `request` in process the way [`crate::server`] does: through the server's own
+    /// request path, which is meant to answer as [`Service::router`] does with less work.
+    /// For tests and fuzzing that must cover what production runs, and that compare both.
+    pub fn serve_request(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let answer = Arc::clone(&self.front).call(request);
+        async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+
     /// The names of the served APIs.
     pub fn served_apis(&self) -> &[String] {
         &self.served
