@@ -16,7 +16,11 @@ pub mod codes {
     pub const HEADERS_TOO_LARGE: &str = "REQUEST_HEADER_FIELDS_TOO_LARGE";
     pub const UNHANDLED_SERVER_ERROR: &str = "UNHANDLED_SERVER_ERROR";
     pub const BAD_RESPONSE: &str = "BAD_RESPONSE";
+    /// 503: the handler did not answer within the request timeout.
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// 408: the client did not send the whole request body within the body-read timeout
+    /// (a client fault, so a 4xx, and not reported as a server error).
+    pub const BODY_READ_TIMEOUT: &str = "BODY_READ_TIMEOUT";
     pub const AUTHORIZATION_HEADER_MISSING: &str = "AUTHORIZATION_HEADER_MISSING";
     pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";

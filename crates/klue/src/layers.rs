@@ -350,7 +350,7 @@ impl Front {
     /// Answers `request`. One boxed future per request, made for its path: the plain path's
     /// state is not sized by the rarer ones, and nothing in it is held twice (an `async fn`
     /// keeps its arguments next to the locals they move into).
-    fn call(self: Arc<Self>, mut request: Request<Body>) -> FrontFuture {
+    pub(crate) fn call(self: Arc<Self>, mut request: Request<Body>) -> FrontFuture {
         let cors_applies = self.cors.is_some()
             && !matches!(
                 *request.method(),

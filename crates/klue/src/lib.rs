@@ -16,7 +16,10 @@
 //!
 //! The server runs the same router with less work per request: it matches the operations
 //! itself (same templates, same `matchit` as axum) and leaves the rest (404, 405, documents)
-//! to the router; a test holds both to the same answers.
+//! to the router. Tests hold both to the same answers: a fixed list of cases (`layers.rs`),
+//! and the request-path fuzz target, whose corpus a stable test replays
+//! (`tests/request_path_corpus.rs`); [`Service::serve_request`] runs the server's path in
+//! process.
 //!
 //! [`server`] serves thread-per-core: each connection lives on one of a single-threaded
 //! runtime per CPU. Handlers that compute for long should use `tokio::task::spawn_blocking`;

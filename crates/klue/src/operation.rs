@@ -664,7 +664,7 @@ fn read_parameter_values(
     }
 }
 
-/// Reads (bounded), parses and validates the body. `Ok(None)` when no body was sent and none
+/// Reads (bounded in size and in time), parses and validates the body. `Ok(None)` when no body was sent and none
 /// is required. A body sent with the `token` cookie's credentials (`by_cookie`) must pass
 /// [`crate::auth::csrf::check_cookie_body`] first.
 async fn read_body(
@@ -684,7 +684,19 @@ async fn read_body(
     if declared_length.is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit));
     }
-    let bytes = match Limited::new(body, limit).collect().await {
+    // The deadline's timer is only made if the body is not there on the first read.
+    let reading = std::pin::pin!(Limited::new(body, limit).collect());
+    let Ok(read) = crate::deadline::within(shared.config.body_read_timeout, reading).await else {
+        return Err(ApiError::new(
+            408,
+            codes::BODY_READ_TIMEOUT,
+            format!(
+                "The request body did not arrive within {:?}",
+                shared.config.body_read_timeout
+            ),
+        ));
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return Err(too_large(limit)),
         Err(e) => {

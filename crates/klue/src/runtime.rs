@@ -18,13 +18,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runtime settings. Defaults: response validation on in debug builds, off in release; 1 MiB
-/// body limit; 30 s per request.
+/// body limit; 30 s to read a request body; 30 s per request.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Check every handler reply against the spec (500 `BAD_RESPONSE` when it does not match).
     pub validate_responses: bool,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest the request body of an operation may take to arrive, counted from when the
+    /// runtime starts reading it; then the request is answered 408 `BODY_READ_TIMEOUT` and,
+    /// over HTTP/1.1, its connection is closed (the rest of the body is not read). Without
+    /// it, a body sent a byte at a time holds its connection for as long as the client likes.
+    /// [`crate::server::run_service`] sets it from `--body-read-timeout`
+    /// (`KLUE_BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
     /// Longest a handler may take before the request is answered 503 `REQUEST_TIMEOUT`.
     pub request_timeout: Duration,
     /// The `container` of `/version` (`KLUE_CONTAINER_VERSION`).
@@ -36,6 +43,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             validate_responses: cfg!(debug_assertions),
             body_limit: 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             container_version: String::new(),
         }
@@ -315,6 +323,22 @@ impl Service {
     /// request.
     pub(crate) fn front(&self) -> crate::layers::FrontService {
         crate::layers::FrontService(Arc::clone(&self.front))
+    }
+
+    /// Answers `request` in process the way [`crate::server`] does: through the server's own
+    /// request path, which is meant to answer as [`Service::router`] does with less work.
+    /// For tests and fuzzing that must cover what production runs, and that compare both.
+    pub fn serve_request(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let answer = Arc::clone(&self.front).call(request);
+        async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
     }
 
     /// The names of the served APIs.

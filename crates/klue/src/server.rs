@@ -39,6 +39,15 @@ pub struct ServerArgs {
     /// answer (slow and idle clients are cut off).
     #[arg(long, env = "KLUE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
     pub header_read_timeout: f64,
+    /// Seconds the request body of an operation gets to arrive in full; a slower one is
+    /// answered 408 `BODY_READ_TIMEOUT` and its connection closed.
+    #[arg(long, env = "KLUE_BODY_READ_TIMEOUT", default_value_t = 30.0)]
+    pub body_read_timeout: f64,
+    /// Seconds an answer may wait for the client to take more of it (a client that stops
+    /// reading, an HTTP/2 client that keeps its flow-control window shut); then its connection
+    /// is closed.
+    #[arg(long, env = "KLUE_SEND_TIMEOUT", default_value_t = 30.0)]
+    pub send_timeout: f64,
     /// Load the specs from this folder instead of the ones built into the binary.
     #[arg(long, env = "KLUE_APIS_DIR")]
     pub apis_dir: Option<PathBuf>,
@@ -54,6 +63,13 @@ pub struct ServeOptions {
     /// cannot hold connections forever. Checked every 250 ms, so a connection is cut off up
     /// to that much later (see `head_timeout.rs`).
     pub header_read_timeout: Duration,
+    /// While a connection has an answer to send, some answer of the connection must make
+    /// progress (its body hands hyper a frame, that is, the client took the previous ones)
+    /// within this time, or the connection is closed: a client that stops reading, or an
+    /// HTTP/2 client that never opens its flow-control window, cannot hold a connection
+    /// forever. An answer body that itself takes longer than this between two frames (a
+    /// stream of events, say) is cut off too. Checked like `header_read_timeout`.
+    pub send_timeout: Duration,
     /// Largest request head (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
 }
@@ -63,6 +79,7 @@ impl Default for ServeOptions {
         ServeOptions {
             drain: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
         }
     }
@@ -349,7 +366,7 @@ where
         options: ServeOptions,
         done: tokio::sync::oneshot::Sender<bool>,
     ) {
-        let mut connections = Connections::new(options.header_read_timeout);
+        let mut connections = Connections::new(options.header_read_timeout, options.send_timeout);
         let mut ticks = tokio::time::interval(head_timeout::TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -451,12 +468,25 @@ async fn start(
     specs: Vec<Source>,
     configure: impl FnOnce(ServiceBuilder) -> ServiceBuilder,
 ) -> Result<(), String> {
+    let drain = seconds(args.drain_seconds, "--drain-seconds", "KLUE_DRAIN_SECONDS")?;
+    let header_read_timeout = seconds(
+        args.header_read_timeout,
+        "--header-read-timeout",
+        "KLUE_HEADER_READ_TIMEOUT",
+    )?;
+    let body_read_timeout = positive_seconds(
+        args.body_read_timeout,
+        "--body-read-timeout",
+        "KLUE_BODY_READ_TIMEOUT",
+    )?;
+    let send_timeout = positive_seconds(args.send_timeout, "--send-timeout", "KLUE_SEND_TIMEOUT")?;
     let apis = match &args.apis_dir {
         Some(dir) => klue_spec::load_dir(dir),
         None => klue_spec::load_sources(&specs),
     }
     .map_err(|e| e.to_string())?;
-    let config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
+    let mut config = RuntimeConfig::from_env().map_err(|e| e.to_string())?;
+    config.body_read_timeout = body_read_timeout;
     let mut builder = ServiceBuilder::new(apis).config(config);
     if let Some(authenticator) =
         crate::auth::from_env().map_err(|e| format!("JWT configuration: {e}"))?
@@ -468,11 +498,6 @@ async fn start(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let seconds = |value: f64, flag: &str| {
-        Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} {value} is not a duration"))
-    };
-    let drain = seconds(args.drain_seconds, "--drain-seconds")?;
-    let header_read_timeout = seconds(args.header_read_timeout, "--header-read-timeout")?;
     tracing::info!(
         %addr,
         apis = %service.served_apis().join(","),
@@ -486,6 +511,7 @@ async fn start(
         ServeOptions {
             drain,
             header_read_timeout,
+            send_timeout,
             ..ServeOptions::default()
         },
         move || front.clone(),
@@ -495,10 +521,46 @@ async fn start(
     Ok(())
 }
 
+/// `value` seconds of the setting `flag` (`env`), or why it is not a duration.
+fn seconds(value: f64, flag: &str, env: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{flag} ({env}) {value} is invalid: expected seconds >= 0"))
+}
+
+/// [`seconds`], and more than none: a deadline of zero would refuse every request that
+/// waits at all.
+fn positive_seconds(value: f64, flag: &str, env: &str) -> Result<Duration, String> {
+    seconds(value, flag, env)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("{flag} ({env}) {value} is invalid: expected seconds > 0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn deadlines_must_be_finite_and_positive() {
+        let ok = positive_seconds(2.5, "--body-read-timeout", "KLUE_BODY_READ_TIMEOUT");
+        assert_eq!(ok, Ok(Duration::from_millis(2500)));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let Err(message) =
+                positive_seconds(bad, "--body-read-timeout", "KLUE_BODY_READ_TIMEOUT")
+            else {
+                panic!("{bad} accepted");
+            };
+            assert!(
+                message.contains("--body-read-timeout (KLUE_BODY_READ_TIMEOUT)"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            seconds(0.0, "--header-read-timeout", "KLUE_HEADER_READ_TIMEOUT"),
+            Ok(Duration::ZERO)
+        );
+    }
 
     #[test]
     fn repeated_accept_errors_are_logged_once_a_second_with_a_count() {
