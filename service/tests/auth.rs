@@ -67,8 +67,8 @@ fn material() -> &'static Material {
         let tokens = vec![
             t("hs", &s, "HS256", n(), n(), n()),
             t("mallory", &s, "HS256", n(), json!({ "sub": "mallory" }), n()),
-            t("exp_in_leeway", &s, "HS256", n(), n(), json!({ "exp": -200 })),
-            t("exp_beyond", &s, "HS256", n(), n(), json!({ "exp": -400 })),
+            t("exp_in_leeway", &s, "HS256", n(), n(), json!({ "exp": -30 })),
+            t("exp_beyond", &s, "HS256", n(), n(), json!({ "exp": -90 })),
             t("nbf_future", &s, "HS256", n(), n(), json!({ "nbf": 400 })),
             t("iat_future", &s, "HS256", n(), n(), json!({ "iat": 400 })),
             t("wrong_aud", &s, "HS256", n(), json!({ "aud": "someone-else" }), n()),

@@ -497,3 +497,20 @@ fn fingerprints_are_salted_and_still_detect_a_change() {
         assert!(!fingerprint_matches(bad, "s3cret-value"), "{bad}");
     }
 }
+
+#[test]
+fn a_secret_line_with_a_value_is_refused_by_line_and_name_only() {
+    let mut dep = deployment();
+    dep.environments[0].secrets =
+        klue_deploy::parse_secret_names("KLUE_JWT_SECRET\nAPI_KEY=hunter2-pasted-by-mistake\n");
+    dep.environments[0].env_vars.clear();
+    let errors = dep.validate().unwrap_err().to_string();
+    assert!(errors.contains("API_KEY=… (env.secrets line 2"), "{errors}");
+    assert!(errors.contains("lists variable NAMES only"), "{errors}");
+    assert!(!errors.contains("hunter2"), "{errors}");
+    // A value set in code (not read from env.secrets) is not shown either.
+    dep.environments[0].secrets = vec!["TOKEN=s3cr3t-in-code".into()];
+    let errors = dep.validate().unwrap_err().to_string();
+    assert!(errors.contains("TOKEN: env.secrets lists"), "{errors}");
+    assert!(!errors.contains("s3cr3t"), "{errors}");
+}
