@@ -1620,27 +1620,31 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
         .send()
         .await
         .unwrap();
-    let sets = settings(eb.clone()).await;
-    let statuses: Vec<&str> = sets
-        .iter()
-        .map(|s| s.deployment_status().unwrap().as_str())
-        .collect();
-    assert_eq!(statuses, ["deployed", "pending"]);
+    // (DeploymentStatus, MaxSize) of each set answered.
+    let max_sizes =
+        |sets: Vec<aws_sdk_elasticbeanstalk::types::ConfigurationSettingsDescription>| {
+            sets.iter()
+                .map(|set| {
+                    (
+                        set.deployment_status().unwrap().as_str().to_string(),
+                        find(set, "aws:autoscaling:asg", "MaxSize")
+                            .value()
+                            .unwrap()
+                            .to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+    let pair = |status: &str, size: &str| (status.to_string(), size.to_string());
     assert_eq!(
-        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
-        Some("2")
-    );
-    assert_eq!(
-        find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(),
-        Some("3")
+        max_sizes(settings(eb.clone()).await),
+        [pair("deployed", "2"), pair("pending", "3")]
     );
     fault(&endpoint, r#"{"kind":"release"}"#).await;
     wait_ready(&eb, "demo-web").await;
-    let sets = settings(eb.clone()).await;
-    assert_eq!(sets.len(), 1);
     assert_eq!(
-        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
-        Some("3")
+        max_sizes(settings(eb.clone()).await),
+        [pair("deployed", "3")]
     );
 
     // After a failed update: the reverted deployed set, and the failed draft beside it.
@@ -1652,18 +1656,8 @@ async fn configuration_settings_answer_resource_names_lists_and_drafts() {
         .await
         .unwrap();
     wait_ready(&eb, "demo-web").await;
-    let sets = settings(eb.clone()).await;
-    let statuses: Vec<&str> = sets
-        .iter()
-        .map(|s| s.deployment_status().unwrap().as_str())
-        .collect();
-    assert_eq!(statuses, ["deployed", "failed"]);
     assert_eq!(
-        find(&sets[0], "aws:autoscaling:asg", "MaxSize").value(),
-        Some("3")
-    );
-    assert_eq!(
-        find(&sets[1], "aws:autoscaling:asg", "MaxSize").value(),
-        Some("9")
+        max_sizes(settings(eb.clone()).await),
+        [pair("deployed", "3"), pair("failed", "9")]
     );
 }

@@ -362,17 +362,14 @@ impl Deployer<'_> {
                 env_plan.eb_name, bundle.label
             ));
             let url = self.url(env, live.cname.as_deref().unwrap_or_default());
-            self.accept(env, &url, accept)
-                .map_err(|failure| ApplyError::Failed {
-                    environment: env.name.clone(),
-                    reason: format!("the acceptance suite failed against {url}: {failure}"),
-                    recovery: format!(
-                        "Nothing was changed in AWS: {} runs {} as before. Look at the service's \
-                         logs and events (`cargo xtask status {name}`); fix the service and \
-                         deploy a new version, or `cargo xtask rollback {name}`.",
-                        live.eb_name, bundle.label
-                    ),
-                })?;
+            self.accept_or_fail(env, &url, accept, || {
+                format!(
+                    "Nothing was changed in AWS: {} runs {} as before. Look at the service's \
+                     logs and events (`cargo xtask status {name}`); fix the service and deploy \
+                     a new version, or `cargo xtask rollback {name}`.",
+                    live.eb_name, bundle.label
+                )
+            })?;
             return Ok(Outcome::NoChange);
         }
         let blue_green = env.blue_green
@@ -444,16 +441,13 @@ impl Deployer<'_> {
                 let url = self
                     .create_environment(env, &env.eb_name, &env.cname_prefix, &bundle, &arns)
                     .await?;
-                self.accept(env, &url, accept)
-                    .map_err(|failure| ApplyError::Failed {
-                        environment: env.name.clone(),
-                        reason: format!("the acceptance suite failed against {url}: {failure}"),
-                        recovery: format!(
-                            "{} was created and runs {}; it served no traffic before. Fix the \
+                self.accept_or_fail(env, &url, accept, || {
+                    format!(
+                        "{} was created and runs {}; it served no traffic before. Fix the \
                          service and deploy again.",
-                            env.eb_name, bundle.label
-                        ),
-                    })?;
+                        env.eb_name, bundle.label
+                    )
+                })?;
                 Outcome::Created
             }
             Some(live) if blue_green => {
@@ -484,15 +478,12 @@ impl Deployer<'_> {
                 self.update_in_place(env, live, &env_plan, redeploy, &bundle, &arns)
                     .await?;
                 let url = self.url(env, live.cname.as_deref().unwrap_or_default());
-                self.accept(env, &url, accept)
-                    .map_err(|failure| ApplyError::Failed {
-                        environment: env.name.clone(),
-                        reason: format!("the acceptance suite failed against {url}: {failure}"),
-                        recovery: format!(
-                            "{} now runs {}. Roll back with `cargo xtask rollback {}`.",
-                            live.eb_name, bundle.label, env.name
-                        ),
-                    })?;
+                self.accept_or_fail(env, &url, accept, || {
+                    format!(
+                        "{} now runs {}. Roll back with `cargo xtask rollback {}`.",
+                        live.eb_name, bundle.label, env.name
+                    )
+                })?;
                 Outcome::Updated
             }
         };
@@ -717,6 +708,22 @@ impl Deployer<'_> {
                 .line(&format!("{}: acceptance passed", env.name));
         }
         result
+    }
+
+    /// [`Self::accept`], failing with `recovery` (what state things are in, what to run next).
+    fn accept_or_fail(
+        &self,
+        env: &Environment,
+        url: &str,
+        accept: Acceptance<'_>,
+        recovery: impl FnOnce() -> String,
+    ) -> Result<(), ApplyError> {
+        self.accept(env, url, accept)
+            .map_err(|failure| ApplyError::Failed {
+                environment: env.name.clone(),
+                reason: format!("the acceptance suite failed against {url}: {failure}"),
+                recovery: recovery(),
+            })
     }
 
     async fn update_in_place(
