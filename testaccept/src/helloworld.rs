@@ -2,16 +2,23 @@
 //! asserts on what it created (by id), never on totals, so runs can repeat against the same
 //! deployment.
 
+use crate::api::helloworld::client::HelloworldClient;
 use crate::api::helloworld::models::{Item, NewItem};
-use crate::{CheckResult, Context, Failure, describe, expect_client_error, expect_error, send};
 use klue::client::{Call, ClientError, Method};
+use klue_accept::{
+    CheckResult, Context, Failure, describe, expect_client_error, expect_error, send,
+};
+
+/// The generated client of the helloworld API, sending no token.
+fn client(ctx: &Context) -> HelloworldClient {
+    HelloworldClient::from_client(ctx.raw().clone())
+}
 
 /// `GET /v1/hello/{name}` greets by name (a name with a space checks path encoding).
 pub async fn hello(ctx: &Context) -> CheckResult {
     const A: &str = "GET /v1/hello/{name} -> 200 {message: \"hello <name>\"}";
     let name = format!("klue accept {}", short_id());
-    let greeting = ctx
-        .anonymous
+    let greeting = client(ctx)
         .hello(&name)
         .await
         .map_err(|e| Failure::new(A, describe(&e)))?;
@@ -28,7 +35,7 @@ pub async fn hello(ctx: &Context) -> CheckResult {
 /// A create, with a token, answers the item; the item can then be read by id and is listed.
 pub async fn item_lifecycle(ctx: &Context) -> CheckResult {
     const CREATE: &str = "POST /v1/items with a token -> 201 the item";
-    let authed = ctx.authed(CREATE)?;
+    let authed = HelloworldClient::from_client(ctx.authed(CREATE)?);
     let new = NewItem {
         name: format!("accept-{}", short_id()),
         count: 3,
@@ -47,8 +54,7 @@ pub async fn item_lifecycle(ctx: &Context) -> CheckResult {
     }
 
     const GET: &str = "GET /v1/items/{id} of the created item -> 200 the same item";
-    let got = ctx
-        .anonymous
+    let got = client(ctx)
         .get_item(created.id)
         .await
         .map_err(|e| Failure::new(GET, describe(&e)))?;
@@ -76,8 +82,7 @@ async fn find_listed(ctx: &Context, item: &Item, assertion: &str) -> Result<Item
     const PAGE: i64 = 100;
     const MAX_PAGES: i64 = 100;
     let fail = |e: ClientError| Failure::new(assertion, describe(&e));
-    let first = ctx
-        .anonymous
+    let first = client(ctx)
         .list_items(Some(1), Some(0))
         .await
         .map_err(fail)?;
@@ -89,8 +94,7 @@ async fn find_listed(ctx: &Context, item: &Item, assertion: &str) -> Result<Item
     }
     let mut offset = (first.total - PAGE).max(0);
     for _ in 0..MAX_PAGES {
-        let page = ctx
-            .anonymous
+        let page = client(ctx)
             .list_items(Some(PAGE), Some(offset))
             .await
             .map_err(fail)?;
@@ -120,7 +124,7 @@ pub async fn create_needs_token(ctx: &Context) -> CheckResult {
         count: 1,
         tags: None,
     };
-    let result = ctx.anonymous.create_item(&new).await;
+    let result = client(ctx).create_item(&new).await;
     expect_client_error(result, 401, "AUTHORIZATION_HEADER_MISSING", A)?;
 
     const B: &str = "POST /v1/items without a token and an invalid body -> 401 (auth first)";
@@ -129,14 +133,14 @@ pub async fn create_needs_token(ctx: &Context) -> CheckResult {
         count: -1,
         tags: None,
     };
-    let result = ctx.anonymous.create_item(&invalid).await;
+    let result = client(ctx).create_item(&invalid).await;
     expect_client_error(result, 401, "AUTHORIZATION_HEADER_MISSING", B)
 }
 
 /// An id nobody created answers 404 `ITEM_NOT_FOUND` with a klue error body.
 pub async fn unknown_item_is_404(ctx: &Context) -> CheckResult {
     const A: &str = "GET /v1/items/{unknown id} -> 404 ITEM_NOT_FOUND";
-    let result = ctx.anonymous.get_item(uuid::Uuid::new_v4()).await;
+    let result = client(ctx).get_item(uuid::Uuid::new_v4()).await;
     expect_client_error(result, 404, "ITEM_NOT_FOUND", A)?;
     let path = format!("/v1/items/{}", uuid::Uuid::new_v4());
     let response = send(ctx.raw(), Call::new(Method::GET, &path), A).await?;
@@ -148,7 +152,7 @@ pub async fn unknown_item_is_404(ctx: &Context) -> CheckResult {
 pub async fn invalid_input_is_400(ctx: &Context) -> CheckResult {
     const BODY: &str =
         "POST /v1/items {name: \"\", count: -1} -> 400 INVALID_PARAMETER on /name and /count";
-    let authed = ctx.authed(BODY)?;
+    let authed = HelloworldClient::from_client(ctx.authed(BODY)?);
     let invalid = NewItem {
         name: String::new(),
         count: -1,
@@ -183,7 +187,7 @@ pub async fn invalid_input_is_400(ctx: &Context) -> CheckResult {
     }
 
     const NAME: &str = "GET /v1/hello/{33 characters} -> 400 INVALID_PARAMETER on `name`";
-    let result = ctx.anonymous.hello(&"x".repeat(33)).await;
+    let result = client(ctx).hello(&"x".repeat(33)).await;
     match result {
         Err(e) if e.status() == Some(400) && e.code() == Some("INVALID_PARAMETER") => {
             let named = e
@@ -209,7 +213,7 @@ pub async fn invalid_input_is_400(ctx: &Context) -> CheckResult {
     expect_error(&response, 400, "INVALID_PARAMETER", UUID)?;
 
     const LIMIT: &str = "GET /v1/items?limit=0 -> 400 INVALID_PARAMETER";
-    let result = ctx.anonymous.list_items(Some(0), None).await;
+    let result = client(ctx).list_items(Some(0), None).await;
     expect_client_error(result, 400, "INVALID_PARAMETER", LIMIT)
 }
 

@@ -39,7 +39,7 @@ fn service_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = klue_testkit::workspace_root();
         let output = Command::new(cargo)
             .current_dir(root)
             .args([

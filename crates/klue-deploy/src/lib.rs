@@ -12,12 +12,19 @@
 //!
 //! It is not a general EB client: it knows the options klue's model maps to, and ignores the
 //! rest (platform defaults). It does not build or push images, nor run the acceptance suite:
-//! the caller (`cargo xtask deploy`) passes an image reference and an acceptance callback.
+//! the caller (`cargo xtask deploy`, in `klue-cli`) passes an image reference and an acceptance
+//! callback.
+//!
+//! Features: `aws` (default) compiles [`observe`] and [`apply`], the parts that call AWS. A
+//! project's `infra` crate depends on this crate without it: the model is all it needs.
 
+#[cfg(feature = "aws")]
 pub mod apply;
+#[cfg(feature = "aws")]
 pub mod aws_error;
 pub mod model;
 pub mod normalize;
+#[cfg(feature = "aws")]
 pub mod observe;
 pub mod observed;
 pub mod options;

@@ -24,12 +24,18 @@ pub struct Server {
     pub output: Arc<Mutex<String>>,
 }
 
-/// The workspace root (two levels above this crate).
+/// The workspace root: the nearest folder with the `Cargo.lock`, above the package cargo runs
+/// the test of (`CARGO_MANIFEST_DIR` at run time). Not baked in at compile time: a target
+/// directory shared between checkouts would point the tests at another checkout.
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(package)
 }
 
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).

@@ -1,35 +1,16 @@
 //! `cargo xtask diff [env | --all] [--json]` and `cargo xtask drift`: compare `infra`'s config
 //! with what runs in AWS. Exit 0: no change; 2: changes (drift); 1: error.
 
+use crate::Project;
+use crate::aws_args::{DiffArgs, DriftArgs};
 use anyhow::{Context, Result, bail};
 use klue_deploy::observe::{Clients, observe};
 use klue_deploy::{Desired, Plan, plan, render};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// The environment to compare (`staging`, `live`, ...).
-    env: Option<String>,
-    /// Compare every environment.
-    #[arg(long, conflicts_with = "env")]
-    all: bool,
-    /// Print the plan as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(clap::Args)]
-pub struct DriftArgs {
-    /// Only this environment (default: all).
-    env: Option<String>,
-    /// Print the plan as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-fn compute(env: Option<&str>, read_secret_values: bool) -> Result<Plan> {
-    let deployment = infra::deployment();
+fn compute(project: &Project, env: Option<&str>, read_secret_values: bool) -> Result<Plan> {
+    let deployment = project.environments()?;
     deployment.validate()?;
     if let Some(name) = env
         && deployment.environment(name).is_none()
@@ -82,17 +63,19 @@ fn print(plan: &Plan, json: bool) -> Result<ExitCode> {
     })
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+/// `cargo xtask diff`.
+pub fn run(project: &Project, args: DiffArgs) -> Result<ExitCode> {
     if args.env.is_none() && !args.all {
         bail!("name an environment (cargo xtask diff staging) or pass --all");
     }
-    let plan = compute(args.env.as_deref(), true)?;
+    let plan = compute(project, args.env.as_deref(), true)?;
     print(&plan, args.json)
 }
 
-pub fn drift(args: DriftArgs) -> Result<ExitCode> {
+/// `cargo xtask drift`.
+pub fn drift(project: &Project, args: DriftArgs) -> Result<ExitCode> {
     // Drift compares the live environments with the config only: secret values are not read.
-    let plan = compute(args.env.as_deref(), false)?;
+    let plan = compute(project, args.env.as_deref(), false)?;
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
         let mut file = std::fs::OpenOptions::new()
             .create(true)

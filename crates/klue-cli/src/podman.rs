@@ -8,12 +8,12 @@
 //! service is PID 1 and must exit on SIGTERM by itself. Not for: building images (`image/`).
 
 use crate::accept::{AcceptTarget, LOCAL_AUDIENCE, LOCAL_SECRET, free_port, ping};
-use crate::image;
+use crate::{Project, image};
 use anyhow::{Context, Result, bail};
+use klue_accept::{Target, TestResult};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testaccept::{Target, TestResult};
 
 /// How long a container gets to answer `/ping`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ pub fn require() -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Result<Output> {
-    let shown = crate::util::command_line(cmd);
+    let shown = crate::workspace::command_line(cmd);
     let out = cmd
         .output()
         .with_context(|| format!("could not start {shown}"))?;
@@ -205,10 +205,10 @@ impl ImageTarget {
     /// the oci-archive; an existing file is loaded as an oci-archive; anything else is an
     /// image reference podman knows (or pulls). The JWT secret and audience are the
     /// environment's, else the ones `--local` uses.
-    pub fn start(reference: &str) -> Result<ImageTarget> {
+    pub fn start(project: &Project, reference: &str) -> Result<ImageTarget> {
         require()?;
         let image = if reference.is_empty() {
-            let built = image::build(&image::Args::default())?;
+            let built = image::build(project, &image::Args::default())?;
             eprintln!("built {} {}", built.reference, built.digest);
             load(&built.archive)?
         } else if Path::new(reference).is_file() {
@@ -230,7 +230,7 @@ impl ImageTarget {
         let (base_url, container) = start(&image, &vars)?;
         let mut target = Target::new(base_url).with_secret(&secret, &audience, issuer.as_deref());
         if let Some(token) = env("KLUE_JWT_TOKEN") {
-            target.auth = testaccept::Auth::Token(token);
+            target.auth = klue_accept::Auth::Token(token);
         }
         Ok(ImageTarget {
             container: Some(container),

@@ -7,91 +7,15 @@
 //! 1: failed, with what state things are in and what to run next.
 
 use crate::accept::{self, AcceptTarget, LocalService, RemoteHost};
-use crate::{dev_defaults, image, podman, push};
+use crate::aws_args::{Common, DeployArgs, DestroyArgs, PushArgs, RollbackArgs, StatusArgs};
+use crate::{Project, dev_defaults, image, podman, push};
 use anyhow::{Context, Result, bail};
 use klue_deploy::apply::{Deployer, Outcome, Progress, Release, SecretPurge, Settings};
 use klue_deploy::observe::{Clients, preflight, region_note};
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Options every mutating verb shares.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Common {
-    /// Answer yes to the confirmation (needed when not on a terminal, e.g. in CI).
-    #[arg(long, short = 'y')]
-    yes: bool,
-    /// Seconds each AWS operation (create, update, swap, terminate) may take.
-    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
-    timeout: u64,
-    /// Seconds to wait for a busy environment to become Ready before starting.
-    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
-    ready_timeout: u64,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct DeployArgs {
-    /// The environment (`staging`, `live`, ...).
-    env: String,
-    #[command(flatten)]
-    common: Common,
-    /// Skip the acceptance suite on a local build of the service.
-    #[arg(long)]
-    skip_local_tests: bool,
-    /// Skip the acceptance suite on the image (podman).
-    #[arg(long)]
-    skip_image_tests: bool,
-    /// Deploy the image already built in this directory (`cargo xtask image --out DIR`)
-    /// instead of building one.
-    #[arg(long, value_name = "DIR")]
-    prebuilt: Option<PathBuf>,
-    /// Push to this registry host instead of ECR's (the ECR token is still used).
-    #[arg(long)]
-    registry: Option<String>,
-    /// Blue/green: keep the previous environment after the swap, for `cargo xtask rollback`.
-    #[arg(long)]
-    keep_previous: bool,
-    /// Blue/green: seconds the previous environment keeps running after the swap.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    grace: u64,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct RollbackArgs {
-    /// The environment.
-    env: String,
-    /// Redeploy this application version label instead of the previous one.
-    #[arg(long, value_name = "LABEL")]
-    to: Option<String>,
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct DestroyArgs {
-    /// The environment.
-    env: String,
-    /// Also delete its secrets from Secrets Manager (recoverable for 7 days; a deploy in that
-    /// window restores them).
-    #[arg(long)]
-    purge_secrets: bool,
-    /// With --purge-secrets: delete the secrets at once, without the 7-day recovery window.
-    #[arg(long, requires = "purge_secrets")]
-    without_recovery: bool,
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct StatusArgs {
-    /// The environment.
-    env: String,
-    /// How many recent events to show.
-    #[arg(long, default_value_t = 10)]
-    events: usize,
-}
 
 /// Progress on stderr: EB events as lines, a spinner on a terminal, confirmation prompts.
 struct Console {
@@ -173,15 +97,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn deployment() -> Result<klue_deploy::Deployment> {
-    let deployment = infra::deployment();
+fn deployment(project: &Project) -> Result<klue_deploy::Deployment> {
+    let deployment = project.environments()?;
     deployment.validate()?;
     Ok(deployment)
 }
 
-/// Runs every acceptance check against `target`; `Err` summarizes the failures.
-fn acceptance(target: &mut dyn AcceptTarget) -> Result<(), String> {
-    let report = accept::run_against(target, &testaccept::suite()).map_err(|e| format!("{e:#}"))?;
+/// Runs every acceptance check of the project against `target`; `Err` summarizes the
+/// failures.
+fn acceptance(project: &Project, target: &mut dyn AcceptTarget) -> Result<(), String> {
+    let report = accept::run_against(target, &project.suite()).map_err(|e| format!("{e:#}"))?;
     eprint!("{}", report.table());
     if report.passed() {
         return Ok(());
@@ -204,20 +129,24 @@ fn acceptance(target: &mut dyn AcceptTarget) -> Result<(), String> {
 
 /// The acceptance suite against a deployed environment: the token is minted with the
 /// deployer's `KLUE_JWT_SECRET` for the audience the environment is configured with.
-fn accept_environment(env: &klue_deploy::Environment, url: &str) -> Result<(), String> {
+fn accept_environment(
+    project: &Project,
+    env: &klue_deploy::Environment,
+    url: &str,
+) -> Result<(), String> {
     let audience = env.env_vars.get("KLUE_JWT_AUDIENCE").cloned();
-    let target = testaccept::Target::from_lookup(|name| match name {
+    let target = klue_accept::Target::from_lookup(|name| match name {
         "KLUE_BASE_URL" => Some(url.to_string()),
         "KLUE_JWT_AUDIENCE" if audience.is_some() => audience.clone(),
         other => std::env::var(other).ok(),
     })
     .map_err(|e| e.to_string())?;
     let mut host = RemoteHost::from_target(target);
-    acceptance(&mut host)
+    acceptance(project, &mut host)
 }
 
 /// The image to deploy: built here (and tested in podman), or read from `--prebuilt`.
-fn image(args: &DeployArgs) -> Result<image::Built> {
+fn image(project: &Project, args: &DeployArgs) -> Result<image::Built> {
     let built = match &args.prebuilt {
         Some(dir) => {
             let path = dir.join("image.json");
@@ -225,12 +154,12 @@ fn image(args: &DeployArgs) -> Result<image::Built> {
                 .with_context(|| format!("reading {} (from cargo xtask image)", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         }
-        None => image::build(&image::Args::default())?,
+        None => image::build(project, &image::Args::default())?,
     };
     eprintln!("image {} {}", built.reference, built.digest);
     if !args.skip_image_tests {
-        let mut target = podman::ImageTarget::start(&built.archive.to_string_lossy())?;
-        if let Err(failure) = acceptance(&mut target) {
+        let mut target = podman::ImageTarget::start(project, &built.archive.to_string_lossy())?;
+        if let Err(failure) = acceptance(project, &mut target) {
             bail!(
                 "the acceptance suite failed on the image: {failure}. Nothing was pushed or deployed."
             );
@@ -239,13 +168,14 @@ fn image(args: &DeployArgs) -> Result<image::Built> {
     Ok(built)
 }
 
-pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
-    let deployment = deployment()?;
+/// `cargo xtask deploy <env>`.
+pub fn deploy(project: &Project, args: DeployArgs) -> Result<ExitCode> {
+    let deployment = deployment(project)?;
     let env = deployment
         .environment(&args.env)
         .with_context(|| {
             format!(
-                "no environment {:?} in infra (known: {})",
+                "no environment {:?} in the project's infra (known: {})",
                 args.env,
                 deployment.environment_names().join(", ")
             )
@@ -288,19 +218,19 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
         bail!("not confirmed: nothing was built, pushed or changed");
     }
     if !args.skip_local_tests {
-        let binary = accept::build_service()?;
+        let binary = accept::build_service(project)?;
         let mut local = LocalService::start(&binary)?;
-        if let Err(failure) = acceptance(&mut local) {
+        if let Err(failure) = acceptance(project, &mut local) {
             bail!(
                 "the acceptance suite failed on the local build: {failure}. Nothing was built or deployed."
             );
         }
     }
-    let built = image(&args)?;
+    let built = image(project, &args)?;
     let pushed = runtime.block_on(push::push(
-        &push::Args {
+        &PushArgs {
             registry: args.registry.clone(),
-            repository: deployment.image_repository.clone(),
+            repository: Some(deployment.image_repository.clone()),
             tag: Some(built.tag.clone()),
             ecr: true,
             layout: Some(built.layout.clone()),
@@ -316,7 +246,7 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     };
     deployer.settings.confirmed = Some(preview);
     let outcome = runtime.block_on(async {
-        let accept = |url: &str| accept_environment(&env, url);
+        let accept = |url: &str| accept_environment(project, &env, url);
         deployer
             .deploy(&args.env, &release, &secret_values, &accept)
             .await
@@ -337,13 +267,14 @@ pub fn deploy(args: DeployArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `work` with a [`Deployer`] for the config in `infra`.
+/// Runs `work` with a [`Deployer`] for the project's environments.
 fn with_deployer<T>(
+    project: &Project,
     assume_yes: bool,
     settings: Settings,
     work: impl AsyncFnOnce(&Deployer<'_>) -> Result<T, klue_deploy::apply::ApplyError>,
 ) -> Result<T> {
-    let deployment = deployment()?;
+    let deployment = deployment(project)?;
     if let Some(note) = region_note(&deployment.region) {
         eprintln!("{note}");
     }
@@ -361,29 +292,40 @@ fn with_deployer<T>(
     Ok(result)
 }
 
-pub fn rollback(args: RollbackArgs) -> Result<ExitCode> {
-    let message = with_deployer(args.common.yes, settings(&args.common), async |d| {
-        d.rollback(&args.env, args.to.as_deref()).await
-    })?;
+/// `cargo xtask rollback <env>`.
+pub fn rollback(project: &Project, args: RollbackArgs) -> Result<ExitCode> {
+    let message = with_deployer(
+        project,
+        args.common.yes,
+        settings(&args.common),
+        async |d| d.rollback(&args.env, args.to.as_deref()).await,
+    )?;
     println!("rollback: {message}");
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn destroy(args: DestroyArgs) -> Result<ExitCode> {
-    let message = with_deployer(args.common.yes, settings(&args.common), async |d| {
-        let purge = match (args.purge_secrets, args.without_recovery) {
-            (false, _) => SecretPurge::Keep,
-            (true, false) => SecretPurge::WithRecovery,
-            (true, true) => SecretPurge::WithoutRecovery,
-        };
-        d.destroy(&args.env, purge).await
-    })?;
+/// `cargo xtask destroy <env>`.
+pub fn destroy(project: &Project, args: DestroyArgs) -> Result<ExitCode> {
+    let message = with_deployer(
+        project,
+        args.common.yes,
+        settings(&args.common),
+        async |d| {
+            let purge = match (args.purge_secrets, args.without_recovery) {
+                (false, _) => SecretPurge::Keep,
+                (true, false) => SecretPurge::WithRecovery,
+                (true, true) => SecretPurge::WithoutRecovery,
+            };
+            d.destroy(&args.env, purge).await
+        },
+    )?;
     println!("destroy: {message}");
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(args: StatusArgs) -> Result<ExitCode> {
-    let text = with_deployer(false, Settings::default(), async |d| {
+/// `cargo xtask status <env>`.
+pub fn status(project: &Project, args: StatusArgs) -> Result<ExitCode> {
+    let text = with_deployer(project, false, Settings::default(), async |d| {
         d.status(&args.env, args.events).await
     })?;
     print!("{text}");

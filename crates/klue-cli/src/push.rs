@@ -11,7 +11,8 @@
 //! `GetAuthorizationToken`; `AWS_ENDPOINT_URL` and friends work as usual. Not for: building
 //! the image (`image/`).
 
-use crate::image;
+use crate::aws_args::PushArgs;
+use crate::{Project, image};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -22,41 +23,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Options of `cargo xtask push`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct Args {
-    /// Registry URL or host[:port] (e.g. 127.0.0.1:5000, https://ghcr.io,
-    /// 123456789012.dkr.ecr.eu-west-1.amazonaws.com). With --ecr, defaults to ECR's endpoint.
-    #[arg(long)]
-    pub registry: Option<String>,
-    /// Repository in the registry (default: klue-service).
-    #[arg(long, default_value = image::IMAGE_NAME)]
-    pub repository: String,
-    /// Tag (default: the image's tag, the service version).
-    #[arg(long)]
-    pub tag: Option<String>,
-    /// Use Amazon ECR through the AWS SDK: create the repository if missing, authenticate with
-    /// GetAuthorizationToken. Implied by an ECR registry host.
-    #[arg(long)]
-    pub ecr: bool,
-    /// Push this OCI layout directory instead of building the image first.
-    #[arg(long)]
-    pub layout: Option<PathBuf>,
-    /// Allow plain HTTP to a registry that is not on loopback.
-    #[arg(long)]
-    pub insecure: bool,
-    /// The ECR region (default: the region of an ECR registry host, else AWS_REGION). `deploy`
-    /// passes the deployment's region, so the image lands where the environments run.
-    #[arg(long)]
-    pub region: Option<String>,
-}
-
 /// Runs the verb.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(project: &Project, mut args: PushArgs) -> Result<ExitCode> {
     let layout = match &args.layout {
         Some(dir) => dir.clone(),
-        None => image::build(&image::Args::default())?.layout,
+        None => image::build(project, &image::Args::default())?.layout,
     };
+    args.repository
+        .get_or_insert_with(|| project.image().to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,7 +138,11 @@ fn tag_of_reference(reference: &str) -> Option<String> {
 }
 
 /// Pushes the image in `layout` as `args` say.
-pub async fn push(args: &Args, layout: &Path) -> Result<Pushed> {
+pub async fn push(args: &PushArgs, layout: &Path) -> Result<Pushed> {
+    let repository = args
+        .repository
+        .as_deref()
+        .context("no repository to push to: pass --repository")?;
     let image = read_layout(layout)?;
     let tag = args
         .tag
@@ -176,7 +154,7 @@ pub async fn push(args: &Args, layout: &Path) -> Result<Pushed> {
         .as_deref()
         .and_then(|r| ecr_region(&host_of(r)));
     let (registry, auth) = if args.ecr || ecr_host.is_some() {
-        let login = ecr_login(&args.repository, ecr_host.flatten().or(args.region.clone())).await?;
+        let login = ecr_login(repository, ecr_host.flatten().or(args.region.clone())).await?;
         let registry = args.registry.clone().unwrap_or(login.proxy_endpoint);
         (registry, Auth::Fixed(format!("Basic {}", login.token)))
     } else {
@@ -188,7 +166,7 @@ pub async fn push(args: &Args, layout: &Path) -> Result<Pushed> {
         (registry, Auth::Docker(creds))
     };
     let base = registry_url(&registry, args.insecure)?;
-    let mut client = Registry::new(base, &args.repository, auth)?;
+    let mut client = Registry::new(base, repository, auth)?;
     client.authenticate().await?;
     let mut uploaded = 0;
     let mut skipped = 0;
@@ -204,8 +182,8 @@ pub async fn push(args: &Args, layout: &Path) -> Result<Pushed> {
         .await?;
     let host = client.host();
     Ok(Pushed {
-        reference: format!("{host}/{}:{tag}", args.repository),
-        by_digest: format!("{host}/{}@{}", args.repository, image.digest),
+        reference: format!("{host}/{repository}:{tag}"),
+        by_digest: format!("{host}/{repository}@{}", image.digest),
         digest: image.digest,
         uploaded,
         skipped,

@@ -21,7 +21,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dir = if args.apis_dir.is_absolute() {
         args.apis_dir
     } else {
-        crate::util::workspace_root().join(args.apis_dir)
+        crate::workspace::root().join(args.apis_dir)
     };
     let mut config = klue_codegen::Config::new(dir).embed_specs(false);
     if !args.client_only {

@@ -1,4 +1,4 @@
-//! `cargo xtask accept`: runs the acceptance suite (`testaccept`) against a target and prints a
+//! `cargo xtask accept`: runs the project's acceptance suite against a target and prints a
 //! summary table (or JSON with `--json`); exits non-zero when any check fails.
 //!
 //! A target is anything that yields a base URL (and a way to get a token) and is stopped
@@ -12,8 +12,10 @@
 //! - `--image [REF]`: [`crate::podman::ImageTarget`], the image running in podman (built with
 //!   `cargo xtask image` when REF is omitted); `podman stop` must return within 2 s.
 
-use crate::util::{cargo, workspace_root};
+use crate::Project;
+use crate::workspace::{self, cargo};
 use anyhow::{Context, Result, bail};
+use klue_accept::{Check, Target, TestResult};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +23,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use testaccept::{Check, Target, TestResult};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["local", "host", "image"])))]
@@ -51,16 +52,18 @@ pub struct Args {
 
 impl Args {
     /// Starts the target the arguments name.
-    fn target(&self) -> Result<Box<dyn AcceptTarget>> {
+    fn target(&self, project: &Project) -> Result<Box<dyn AcceptTarget>> {
         if self.local {
             let binary = match &self.service_bin {
                 Some(path) => path.clone(),
-                None => build_service()?,
+                None => build_service(project)?,
             };
             return Ok(Box::new(LocalService::start(&binary)?));
         }
         if let Some(reference) = &self.image {
-            return Ok(Box::new(crate::podman::ImageTarget::start(reference)?));
+            return Ok(Box::new(crate::podman::ImageTarget::start(
+                project, reference,
+            )?));
         }
         if let Some(url) = &self.host {
             return Ok(Box::new(RemoteHost::from_env(url)?));
@@ -84,15 +87,17 @@ pub trait AcceptTarget {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    let checks: Vec<Check> = testaccept::suite()
+/// Runs the verb.
+pub fn run(project: &Project, args: Args) -> Result<ExitCode> {
+    let checks: Vec<Check> = project
+        .suite()
         .into_iter()
         .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.name.contains(o.as_str())))
         .collect();
     if checks.is_empty() {
         bail!("no check matches --only {:?}", args.only);
     }
-    let mut target = args.target()?;
+    let mut target = args.target(project)?;
     let report = run_against(target.as_mut(), &checks);
     let report = match report {
         Ok(report) => report,
@@ -136,7 +141,7 @@ pub fn run_against(target: &mut dyn AcceptTarget, checks: &[Check]) -> Result<Re
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut results = runtime.block_on(testaccept::run_checks(target.target(), checks));
+    let mut results = runtime.block_on(klue_accept::run_checks(target.target(), checks));
     drop(runtime);
     results.extend(target.stop()?);
     Ok(Report {
@@ -183,7 +188,7 @@ impl Report {
         }
         out.push_str(&format!(
             "\naccept: {}\n",
-            testaccept::summary_line(&self.results)
+            klue_accept::summary_line(&self.results)
         ));
         out
     }
@@ -247,17 +252,19 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of the service's output kept for the report.
 const LOG_LINES: usize = 200;
 
-/// Builds the service binary with cargo and returns its path.
-pub fn build_service() -> Result<PathBuf> {
-    eprintln!("building the service (cargo build -p service)");
+/// Builds the project's service binary with cargo and returns its path.
+pub fn build_service(project: &Project) -> Result<PathBuf> {
+    let package = project.service_package_name();
+    let binary = project.service_binary_name();
+    eprintln!("building the service (cargo build -p {package} --bin {binary})");
     let output = cargo()
-        .current_dir(workspace_root())
+        .current_dir(workspace::root())
         .args([
             "build",
             "--package",
-            "service",
+            package,
             "--bin",
-            "service",
+            binary,
             "--message-format",
             "json-render-diagnostics",
         ])
@@ -265,14 +272,20 @@ pub fn build_service() -> Result<PathBuf> {
         .output()
         .context("running cargo build")?;
     if !output.status.success() {
-        bail!("cargo build -p service failed with {}", output.status);
+        bail!("cargo build -p {package} failed with {}", output.status);
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "service")
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == binary
+                && m["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"))
+        })
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo build -p service reported no executable")
+        .with_context(|| format!("cargo build -p {package} reported no executable {binary}"))
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; a tiny race is accepted).
@@ -360,7 +373,7 @@ impl LocalService {
             issuer.as_deref(),
         );
         if let Some(token) = env("KLUE_JWT_TOKEN") {
-            target.auth = testaccept::Auth::Token(token);
+            target.auth = klue_accept::Auth::Token(token);
         }
         let mut service = LocalService {
             pid: child.id(),

@@ -3,22 +3,18 @@
 //!
 //! Timestamps come from `SOURCE_DATE_EPOCH`, else the commit time, so the same commit built
 //! twice gives the same digest. Output goes under `<target>/klue-image/` (honouring
-//! `CARGO_TARGET_DIR`): `oci/` (layout), `klue-service.oci.tar` (archive) and `image.json`
+//! `CARGO_TARGET_DIR`): `oci/` (layout), `<image name>.oci.tar` (archive) and `image.json`
 //! (ref, digest, size). Not for: running the image (`podman.rs`) or pushing it (`push.rs`).
 
 pub mod binary;
 pub mod oci;
 
-use crate::util;
+use crate::{Project, workspace};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The package and binary that go into the image.
-const PACKAGE: &str = "service";
-/// The image name (repository) used for `ref.name` and as the default push repository.
-pub const IMAGE_NAME: &str = "klue-service";
 /// Where the CA bundle is taken from (Debian's `ca-certificates`).
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -54,7 +50,7 @@ impl Default for Args {
 /// What a build produced, as written to `image.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Built {
-    /// The name `podman load` gives the image (`ref.name`), e.g. `localhost/klue-service:0.1.0`.
+    /// The name `podman load` gives the image (`ref.name`), e.g. `localhost/orders:0.1.0`.
     pub reference: String,
     /// The image (manifest) digest.
     pub digest: String,
@@ -70,12 +66,12 @@ pub struct Built {
 
 /// The default output directory.
 pub fn default_out() -> PathBuf {
-    util::target_dir().join("klue-image")
+    workspace::target_dir().join("klue-image")
 }
 
 /// Runs the verb.
-pub fn run(args: Args) -> Result<ExitCode> {
-    let built = build(&args)?;
+pub fn run(project: &Project, args: &Args) -> Result<ExitCode> {
+    let built = build(project, args)?;
     println!("image    {}", built.reference);
     println!("digest   {}", built.digest);
     println!(
@@ -88,11 +84,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the binary (unless given) and the image; writes layout, archive and `image.json`.
-pub fn build(args: &Args) -> Result<Built> {
+/// Builds the project's service binary (unless given) and the image; writes layout, archive
+/// and `image.json`.
+pub fn build(project: &Project, args: &Args) -> Result<Built> {
     let binary_path = match &args.binary {
         Some(path) => path.clone(),
-        None => binary::build_static(PACKAGE, PACKAGE)?,
+        None => binary::build_static(
+            project.service_package_name(),
+            project.service_binary_name(),
+        )?,
     };
     let binary = std::fs::read(&binary_path)
         .with_context(|| format!("reading {}", binary_path.display()))?;
@@ -104,9 +104,10 @@ pub fn build(args: &Args) -> Result<Built> {
             args.ca_bundle.display()
         )
     })?;
-    let meta = package_meta()?;
+    let meta = package_meta(project.service_package_name())?;
     let tag = args.tag.clone().unwrap_or_else(|| meta.version.clone());
-    let reference = format!("localhost/{IMAGE_NAME}:{tag}");
+    let image_name = project.image();
+    let reference = format!("localhost/{image_name}:{tag}");
     let epoch = source_date_epoch()?;
     let input = oci::ImageInput {
         binary,
@@ -115,7 +116,7 @@ pub fn build(args: &Args) -> Result<Built> {
         version: meta.version,
         revision: git_revision(),
         source: meta.repository,
-        title: IMAGE_NAME.to_owned(),
+        title: image_name.to_owned(),
         licenses: meta.license,
         ref_name: reference.clone(),
     };
@@ -125,7 +126,7 @@ pub fn build(args: &Args) -> Result<Built> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let layout = out.join("oci");
     oci::write_layout(&image, &layout)?;
-    let archive = out.join(format!("{IMAGE_NAME}.oci.tar"));
+    let archive = out.join(format!("{image_name}.oci.tar"));
     write_atomically(&archive, &oci::archive(&image, epoch)?)?;
     let built = Built {
         reference,
@@ -153,9 +154,9 @@ struct PackageMeta {
     license: String,
 }
 
-fn package_meta() -> Result<PackageMeta> {
-    let root = util::workspace_root();
-    let out = util::cargo()
+fn package_meta(service_package: &str) -> Result<PackageMeta> {
+    let root = workspace::root();
+    let out = workspace::cargo()
         .current_dir(&root)
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .output()
@@ -169,8 +170,8 @@ fn package_meta() -> Result<PackageMeta> {
     let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let package = metadata["packages"]
         .as_array()
-        .and_then(|packages| packages.iter().find(|p| p["name"] == PACKAGE))
-        .with_context(|| format!("no package {PACKAGE} in the workspace"))?;
+        .and_then(|packages| packages.iter().find(|p| p["name"] == service_package))
+        .with_context(|| format!("no package {service_package} in the workspace"))?;
     let field = |name: &str| package[name].as_str().map(str::to_owned);
     let repository = field("repository")
         .or_else(|| workspace_repository(&root))
@@ -201,7 +202,7 @@ fn workspace_repository(root: &Path) -> Option<String> {
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git")
-        .current_dir(util::workspace_root())
+        .current_dir(workspace::root())
         .args(args)
         .output()
         .ok()?;
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn workspace_repository_is_read() {
-        let repo = workspace_repository(&util::workspace_root());
+        let repo = workspace_repository(&workspace::root());
         assert!(repo.is_some_and(|r| r.starts_with("https://")));
     }
 }

@@ -5,7 +5,7 @@
 //! of the workspace and of cargo's registry are remapped so the binary does not depend on where
 //! the checkout lives. Not for: assembling the image (see `oci.rs`).
 
-use crate::util;
+use crate::workspace;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,7 +73,7 @@ pub fn choose_target() -> Result<&'static str> {
 /// Builds `package`'s binary `bin` in release mode for a static target and returns its path.
 pub fn build_static(package: &str, bin: &str) -> Result<PathBuf> {
     let target = choose_target()?;
-    let root = util::workspace_root();
+    let root = workspace::root();
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if target == GNU {
         flags.push_str(" -C target-feature=+crt-static");
@@ -83,8 +83,8 @@ pub fn build_static(package: &str, bin: &str) -> Result<PathBuf> {
         flags.push_str(&format!(" --remap-path-prefix={}=/cargo", home.display()));
     }
     eprintln!("building {package} for {target} (static)");
-    util::run(
-        util::cargo()
+    workspace::run(
+        workspace::cargo()
             .current_dir(&root)
             .args([
                 "build",
@@ -99,7 +99,10 @@ pub fn build_static(package: &str, bin: &str) -> Result<PathBuf> {
             .env("RUSTFLAGS", flags.trim()),
     )
     .with_context(|| format!("static build of {package} for {target}"))?;
-    let path = util::target_dir().join(target).join("release").join(bin);
+    let path = workspace::target_dir()
+        .join(target)
+        .join("release")
+        .join(bin);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     check_static(&bytes).with_context(|| format!("{} is not usable", path.display()))?;
     Ok(path)

@@ -19,7 +19,7 @@ pub struct DevDefaults {
 
 /// Reads the `[env]` tables of every cargo config this workspace sees.
 pub fn load() -> DevDefaults {
-    let mut files: Vec<PathBuf> = crate::util::workspace_root()
+    let mut files: Vec<PathBuf> = crate::workspace::root()
         .ancestors()
         .flat_map(|dir| [dir.join(".cargo/config.toml"), dir.join(".cargo/config")])
         .collect();
