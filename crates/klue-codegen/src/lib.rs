@@ -1,15 +1,16 @@
-//! klue-codegen: generates Rust from the API specs in `apis/` at build time.
+//! klue-codegen: generates Rust from OpenAPI / Swagger specs at build time, for services and
+//! clients built on the `klue` runtime.
 //!
-//! From the same IR the runtime serves (`klue-spec`), it emits, per API:
+//! From the same IR the runtime serves (`klue-spec`), it emits, per API (spec file):
 //! - `models`: one type per named schema and per inline schema that needs a name (serde
-//!   structs and enums; see the mapping in the `models` module docs below);
+//!   structs and enums; see the mapping below);
 //! - `responses`: one enum per operation with a variant per documented status;
 //! - `server` (served APIs only): a trait with one async method per operation, and
 //!   `handlers(impl)` binding an implementation onto the runtime's dynamic `klue::Handlers`;
 //! - `client`: a typed client on `klue::client` (reqwest) for every operation, klue's
 //!   built-ins included;
 //!
-//! and `specs()`, the spec files embedded with `include_str!` so a binary needs no `apis/`.
+//! and `specs()`, the spec files embedded with `include_str!` so a binary needs no spec folder.
 //!
 //! Use it from a build script:
 //! ```no_run
@@ -19,10 +20,17 @@
 //! }
 //! ```
 //! and include the output in a module: `include!(concat!(env!("OUT_DIR"), "/klue_api.rs"));`.
-//! The generated code needs `klue`, `serde`, `serde_json`, `chrono` and `uuid` as dependencies.
 //!
-//! It is not a runtime (that is `klue`) and does not validate: values are validated against
-//! the spec by the runtime before they reach generated types.
+//! The generated code needs only `klue` as a dependency: it names serde, serde_json, chrono
+//! and uuid through klue's re-exports (`::klue::serde`, ...), so their versions are always the
+//! ones the runtime was built with. It also checks at compile time that `klue` is of the same
+//! release line as the klue-codegen that generated it (same major and minor version while 0.x):
+//! a mismatch is a compile error asking to regenerate with a matching klue-codegen.
+//!
+//! It is not a runtime (that is `klue`: generated code is a typed layer over its dynamic
+//! handlers and client) and does not validate: the runtime validates values against the spec
+//! before they reach generated types. It does not write into the source tree: output goes to
+//! `OUT_DIR` (or to a string, [`Config::render`]).
 //!
 //! Schema mapping: nullability -> `Option`; `$ref` -> the named type (boxed where it closes a
 //! cycle); `allOf` -> one merged struct; `oneOf`/`anyOf` -> an enum dispatched on the
@@ -30,8 +38,9 @@
 //! `serde_json::Value`; string enums -> enums; objects -> structs (an `additionalProperties`
 //! schema -> a flattened `BTreeMap`), maps -> `BTreeMap<String, T>`; `date-time` ->
 //! `chrono::DateTime<Utc>`, `date` -> `chrono::NaiveDate`, `uuid` -> `uuid::Uuid`,
-//! `binary`/`byte` -> `klue::client::Binary`; integers -> `i64` (`i32` for `int32`), numbers ->
-//! `f64`. Anything else is `serde_json::Value`.
+//! `binary`/`byte` -> `klue::client::Binary`; integers -> `i64` (`i32` for `int32`, and so on
+//! for the other sized formats), numbers -> `f64` (`f32` for `float`). Anything else is
+//! `serde_json::Value`.
 
 mod models;
 mod names;
@@ -42,6 +51,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// This crate's version, which generated code checks against klue's at compile time.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What can go wrong while generating.
 #[derive(Debug, thiserror::Error)]
@@ -248,13 +260,13 @@ fn embed_specs(dir: &Path, files: &[PathBuf]) -> TokenStream {
             quote!(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), #p)))
         };
         quote! {
-            klue::spec::Source { path: std::path::PathBuf::from(#known_as), text: #include.to_string() },
+            ::klue::spec::Source { path: ::std::path::PathBuf::from(#known_as), text: #include.to_string() },
         }
     });
     quote! {
         /// The spec files this code was generated from, embedded in the binary (a container
         /// needs no `apis/` folder): what `klue::server::run_service` serves.
-        pub fn specs() -> Vec<klue::spec::Source> {
+        pub fn specs() -> Vec<::klue::spec::Source> {
             Vec::from([#(#entries)*])
         }
     }
@@ -305,6 +317,8 @@ pub fn generate(
     }
     let specs = specs.unwrap_or_default();
     let file = quote! {
+        const _: () = ::klue::__private::check_codegen_version(#VERSION);
+
         #specs
         #(#modules)*
     };
@@ -340,7 +354,7 @@ fn space_items(code: &str) -> String {
             || trimmed.ends_with(" {}")
             || trimmed.ends_with("+ Send;")
             || (trimmed.ends_with(';')
-                && ["pub type ", "type ", "use ", "pub use "]
+                && ["pub type ", "type ", "use ", "pub use ", "const "]
                     .iter()
                     .any(|p| trimmed.starts_with(p)));
         if closes_item && next_indent == indent && is_item_start(next_trimmed) {

@@ -85,7 +85,7 @@ impl Ty {
     }
 
     pub fn value() -> Ty {
-        Ty::plain(quote!(serde_json::Value))
+        Ty::plain(quote!(::klue::serde_json::Value))
     }
 
     fn string() -> Ty {
@@ -388,10 +388,10 @@ impl<'a> Models<'a> {
         let format = obj.get("format").and_then(Value::as_str).unwrap_or("");
         Ok(match ty {
             "string" => match format {
-                "date-time" => Ty::copy(quote!(chrono::DateTime<chrono::Utc>)),
-                "date" => Ty::copy(quote!(chrono::NaiveDate)),
-                "uuid" => Ty::copy(quote!(uuid::Uuid)),
-                "binary" | "byte" => Ty::plain(quote!(klue::client::Binary)),
+                "date-time" => Ty::copy(quote!(::klue::chrono::DateTime<::klue::chrono::Utc>)),
+                "date" => Ty::copy(quote!(::klue::chrono::NaiveDate)),
+                "uuid" => Ty::copy(quote!(::klue::uuid::Uuid)),
+                "binary" | "byte" => Ty::plain(quote!(::klue::client::Binary)),
                 _ => Ty::string(),
             },
             "integer" => Ty::copy(match format {
@@ -417,7 +417,7 @@ impl<'a> Models<'a> {
                     ty.vec_item = Some(item);
                     ty
                 }
-                None => Ty::plain(quote!(Vec<serde_json::Value>)),
+                None => Ty::plain(quote!(Vec<::klue::serde_json::Value>)),
             },
             "object" => {
                 let has_props = obj
@@ -432,9 +432,11 @@ impl<'a> Models<'a> {
                     match obj.get("additionalProperties") {
                         Some(ap @ Value::Object(m)) if !m.is_empty() => {
                             let value = self.ty(ap, &format!("{hint}Value"))?.full();
-                            Ty::plain(quote!(std::collections::BTreeMap<String, #value>))
+                            Ty::plain(quote!(::std::collections::BTreeMap<String, #value>))
                         }
-                        _ => Ty::plain(quote!(serde_json::Map<String, serde_json::Value>)),
+                        _ => Ty::plain(
+                            quote!(::klue::serde_json::Map<String, ::klue::serde_json::Value>),
+                        ),
                     }
                 }
             }
@@ -449,7 +451,7 @@ impl<'a> Models<'a> {
         let Some(obj) = s.as_object() else {
             let id = type_ident(rust);
             self.items
-                .push(quote!(#doc pub type #id = serde_json::Value;));
+                .push(quote!(#doc pub type #id = ::klue::serde_json::Value;));
             return Ok(());
         };
         let is_struct = !obj.contains_key("$ref")
@@ -485,7 +487,7 @@ impl<'a> Models<'a> {
                     quote!(#[doc = ""])
                 };
                 self.items
-                    .push(quote!(#doc #sep #fallback pub type #id = serde_json::Value;));
+                    .push(quote!(#doc #sep #fallback pub type #id = ::klue::serde_json::Value;));
                 return Ok(());
             }
         }
@@ -615,7 +617,7 @@ impl<'a> Models<'a> {
             tokens.push(quote! {
                 #[doc = " Properties not declared in the schema (`additionalProperties`)."]
                 #[serde(flatten)]
-                pub additional_properties: std::collections::BTreeMap<String, #value>,
+                pub additional_properties: ::std::collections::BTreeMap<String, #value>,
             });
         }
         let doc = doc_attrs(description(s));
@@ -627,7 +629,8 @@ impl<'a> Models<'a> {
         };
         self.items[idx] = quote! {
             #doc
-            #[derive(Debug, Clone, PartialEq, #default serde::Serialize, serde::Deserialize)]
+            #[derive(Debug, Clone, PartialEq, #default ::klue::serde::Serialize, ::klue::serde::Deserialize)]
+            #[serde(crate = "::klue::serde")]
             pub struct #id {
                 #(#tokens)*
             }
@@ -661,7 +664,8 @@ impl<'a> Models<'a> {
         let id = type_ident(rust);
         self.items.push(quote! {
             #doc
-            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::klue::serde::Serialize, ::klue::serde::Deserialize)]
+            #[serde(crate = "::klue::serde")]
             pub enum #id {
                 #(#variants)*
             }
@@ -675,8 +679,8 @@ impl<'a> Models<'a> {
                 }
             }
 
-            impl std::fmt::Display for #id {
-                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            impl ::std::fmt::Display for #id {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                     f.write_str(self.as_str())
                 }
             }
@@ -813,9 +817,9 @@ impl<'a> Models<'a> {
                     );
                     variants.push(quote!(#[doc = #vdoc] #v(#ty),));
                     ser_arms.push(
-                        quote!(Self::#v(value) => serde::Serialize::serialize(value, serializer),),
+                        quote!(Self::#v(value) => ::klue::serde::Serialize::serialize(value, serializer),),
                     );
-                    arms.push(quote!(#(Some(#values))|* => serde_json::from_value(value).map(Self::#v).map_err(serde::de::Error::custom),));
+                    arms.push(quote!(#(Some(#values))|* => ::klue::serde_json::from_value(value).map(Self::#v).map_err(::klue::serde::de::Error::custom),));
                     expected.extend(values);
                 }
                 let expected = expected.join(", ");
@@ -836,20 +840,20 @@ impl<'a> Models<'a> {
                         #(#variants)*
                     }
 
-                    impl serde::Serialize for #id {
-                        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    impl ::klue::serde::Serialize for #id {
+                        fn serialize<S: ::klue::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                             match self {
                                 #(#ser_arms)*
                             }
                         }
                     }
 
-                    impl<'de> serde::Deserialize<'de> for #id {
-                        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                            let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
-                            match value.get(#prop).and_then(serde_json::Value::as_str) {
+                    impl<'de> ::klue::serde::Deserialize<'de> for #id {
+                        fn deserialize<D: ::klue::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                            let value = <::klue::serde_json::Value as ::klue::serde::Deserialize>::deserialize(deserializer)?;
+                            match value.get(#prop).and_then(::klue::serde_json::Value::as_str) {
                                 #(#arms)*
-                                _ => Err(serde::de::Error::custom(#missing)),
+                                _ => Err(::klue::serde::de::Error::custom(#missing)),
                             }
                         }
                     }
@@ -906,7 +910,8 @@ impl<'a> Models<'a> {
                     #doc
                     #sep
                     #[doc = " One of several types with distinct JSON shapes (untagged)."]
-                    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+                    #[derive(Debug, Clone, PartialEq, ::klue::serde::Serialize, ::klue::serde::Deserialize)]
+                    #[serde(crate = "::klue::serde")]
                     #[serde(untagged)]
                     pub enum #id {
                         #(#variants)*
@@ -914,7 +919,7 @@ impl<'a> Models<'a> {
                 };
             }
             None => {
-                self.items[idx] = quote!(#doc pub type #id = serde_json::Value;);
+                self.items[idx] = quote!(#doc pub type #id = ::klue::serde_json::Value;);
             }
         }
         Ok(())

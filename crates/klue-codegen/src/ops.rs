@@ -290,7 +290,7 @@ fn response_enum(o: &Op) -> TokenStream {
                 variants.push(quote!(#vdoc #v(#t),));
                 status_arms.push(quote!(Self::#v(_) => #code,));
                 reply_arms.push(
-                    quote!(Self::#v(body) => klue::client::support::reply(#code, Some(&body)),),
+                    quote!(Self::#v(body) => ::klue::client::support::reply(#code, Some(&body)),),
                 );
                 if r.is_success() && type_counts.get(&t.to_string()) == Some(&1) {
                     froms.push(quote! {
@@ -306,19 +306,19 @@ fn response_enum(o: &Op) -> TokenStream {
                 let t = t.full();
                 variants.push(quote!(#vdoc #v(u16, #t),));
                 status_arms.push(quote!(Self::#v(#status_pat, _) => #code,));
-                reply_arms.push(quote!(Self::#v(status, body) => klue::client::support::reply(*status, Some(&body)),));
+                reply_arms.push(quote!(Self::#v(status, body) => ::klue::client::support::reply(*status, Some(&body)),));
             }
             (None, false) => {
                 variants.push(quote!(#vdoc #v,));
                 status_arms.push(quote!(Self::#v => #code,));
                 reply_arms
-                    .push(quote!(Self::#v => klue::client::support::reply::<()>(#code, None),));
+                    .push(quote!(Self::#v => ::klue::client::support::reply::<()>(#code, None),));
             }
             (None, true) => {
                 variants.push(quote!(#vdoc #v(u16),));
                 status_arms.push(quote!(Self::#v(#status_pat) => #code,));
                 reply_arms.push(
-                    quote!(Self::#v(status) => klue::client::support::reply::<()>(*status, None),),
+                    quote!(Self::#v(status) => ::klue::client::support::reply::<()>(*status, None),),
                 );
             }
         }
@@ -357,7 +357,7 @@ fn response_enum(o: &Op) -> TokenStream {
         quote! {
             #[doc(hidden)]
             /// Decodes a successful answer (generated clients); other statuses are errors.
-            pub fn from_success(response: klue::client::Response) -> Result<Self, klue::client::ClientError> {
+            pub fn from_success(response: ::klue::client::Response) -> Result<Self, ::klue::client::ClientError> {
                 match response.status() {
                     #(#arms)*
                     _ => Err(response.into_error()),
@@ -385,7 +385,7 @@ fn response_enum(o: &Op) -> TokenStream {
             /// The runtime's reply for this response. Error statuses whose body is a klue error
             /// (`status`, `error`, `error_description`) become an [`klue::ApiError`], so the
             /// runtime answers them like any other error (with an `error_id` and `request_id`).
-            pub fn into_reply(self) -> Result<klue::Reply, klue::ApiError> {
+            pub fn into_reply(self) -> Result<::klue::Reply, ::klue::ApiError> {
                 match &self {
                     #(#reply_arms)*
                 }
@@ -435,10 +435,10 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
             let name = &p.p.name;
             extract.push(match &p.default {
                 Some(default) if !p.ty.nullable => quote! {
-                    let #arg: #ty = klue::client::support::param_or(&mut #map, klue::FieldLocation::#loc, #name, #default)?;
+                    let #arg: #ty = ::klue::client::support::param_or(&mut #map, ::klue::FieldLocation::#loc, #name, #default)?;
                 },
                 _ => quote! {
-                    let #arg: #ty = klue::client::support::param(&mut #map, klue::FieldLocation::#loc, #name)?;
+                    let #arg: #ty = ::klue::client::support::param(&mut #map, ::klue::FieldLocation::#loc, #name)?;
                 },
             });
             call_args.push(quote!(#arg));
@@ -451,13 +451,13 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
                 quote!(Option<#inner>)
             };
             args.push(quote!(body: #ty));
-            extract.push(quote!(let body: #ty = klue::client::support::body(request.body)?;));
+            extract.push(quote!(let body: #ty = ::klue::client::support::body(request.body)?;));
             call_args.push(quote!(body));
         }
         methods.push(quote! {
             #doc
-            fn #m(&self, ctx: klue::RequestContext, #(#args),*)
-                -> impl std::future::Future<Output = Result<#resp, klue::ApiError>> + Send;
+            fn #m(&self, ctx: ::klue::RequestContext, #(#args),*)
+                -> impl ::std::future::Future<Output = Result<#resp, ::klue::ApiError>> + Send;
         });
         let id = &o.op.operation_id;
         // Parameters are taken out of the request's maps.
@@ -468,9 +468,9 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
         };
         adapters.push(quote! {
             .with(#id, {
-                let imp = std::sync::Arc::clone(&imp);
-                move |#request: klue::Request| {
-                    let imp = std::sync::Arc::clone(&imp);
+                let imp = ::std::sync::Arc::clone(&imp);
+                move |#request: ::klue::Request| {
+                    let imp = ::std::sync::Arc::clone(&imp);
                     async move {
                         #(#extract)*
                         imp.#m(request.ctx, #(#call_args),*).await?.into_reply()
@@ -504,10 +504,10 @@ fn server(api: &Api, ops: &[&Op], used_models: bool) -> TokenStream {
 
         /// Binds an implementation to the operations it serves, for
         /// `klue::ServiceBuilder::serve`.
-        pub fn handlers<T: #trait_name>(imp: T) -> klue::Handlers {
-            let imp = std::sync::Arc::new(imp);
+        pub fn handlers<T: #trait_name>(imp: T) -> ::klue::Handlers {
+            let imp = ::std::sync::Arc::new(imp);
             #unused
-            klue::Handlers::new()
+            ::klue::Handlers::new()
                 #(#adapters)*
         }
     }
@@ -605,8 +605,8 @@ fn client(api: &Api, ops: &[Op], used_models: bool) -> TokenStream {
         };
         methods.push(quote! {
             #doc
-            pub async fn #m(&self, #(#args),*) -> Result<#ret, klue::client::ClientError> {
-                let call = klue::client::Call::new(klue::client::Method::#method, #path) #(#build)*;
+            pub async fn #m(&self, #(#args),*) -> Result<#ret, ::klue::client::ClientError> {
+                let call = ::klue::client::Call::new(::klue::client::Method::#method, #path) #(#build)*;
                 let response = self.inner.send(call).await?;
                 #check
                 #decode
@@ -630,27 +630,27 @@ fn client(api: &Api, ops: &[Op], used_models: bool) -> TokenStream {
         /// see [`klue::client::ClientConfig`] for timeouts and retries.
         #[derive(Debug, Clone)]
         pub struct #name {
-            inner: klue::client::Client,
+            inner: ::klue::client::Client,
         }
 
         impl #name {
             /// A client with this configuration.
-            pub fn new(config: klue::client::ClientConfig) -> Result<Self, klue::client::ClientError> {
-                Ok(Self { inner: klue::client::Client::new(config)? })
+            pub fn new(config: ::klue::client::ClientConfig) -> Result<Self, ::klue::client::ClientError> {
+                Ok(Self { inner: ::klue::client::Client::new(config)? })
             }
 
             /// A client sharing an existing runtime client (and its connection pool).
-            pub fn from_client(inner: klue::client::Client) -> Self {
+            pub fn from_client(inner: ::klue::client::Client) -> Self {
                 Self { inner }
             }
 
             /// The runtime client.
-            pub fn client(&self) -> &klue::client::Client {
+            pub fn client(&self) -> &::klue::client::Client {
                 &self.inner
             }
 
             /// The same client with another timeout for each call made through it.
-            pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+            pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
                 Self { inner: self.inner.with_timeout(timeout) }
             }
 

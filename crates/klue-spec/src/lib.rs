@@ -1,9 +1,11 @@
-//! klue-spec: loads the API contracts in `apis/` into one internal model (IR).
+//! klue-spec: loads API contracts (a klue service's `apis/` folder) into one internal model
+//! (IR), the input of both the `klue` runtime and `klue-codegen`.
 //!
 //! It reads Swagger 2.0, OpenAPI 3.0.x and 3.1.x YAML or JSON, resolves local and
 //! relative-file `$ref`s, upconverts 2.0 and normalizes 3.0 schemas to JSON Schema 2020-12, and
-//! produces one [`Api`] per spec file. Problems are collected and reported all at once, each
-//! with file, JSON pointer, line and what is wrong ([`SpecErrors`]).
+//! produces one [`Api`] per spec file: from a folder ([`load_dir`]) or from texts already in
+//! memory ([`load_sources`], e.g. specs embedded in a binary). Problems are collected and
+//! reported all at once, each with file, JSON pointer, line and what is wrong ([`SpecErrors`]).
 //!
 //! Decisions worth knowing:
 //! - `$ref`s to `components/schemas/X` / `definitions/X` (in any file), to `#/X` in a fragment
@@ -18,9 +20,9 @@
 //!   Ignored as documentation only: response `headers` and `links`, `examples`, `encoding`.
 //! - The served `document` lists full paths (base path included) and no `servers`.
 //!
-//! It is not a validator of arbitrary JSON and not an HTTP server: the `klue` runtime and
-//! `klue-codegen` read the IR it produces. It stays light (no async, no network) because build
-//! scripts compile it too.
+//! It is not a validator of request or response values and not an HTTP server: the `klue`
+//! runtime and `klue-codegen` read the IR it produces. It stays light (no async, no network)
+//! because build scripts compile it too.
 
 mod api;
 mod builtin;

@@ -1,6 +1,7 @@
 //! Tests only: the code klue-codegen generates for `apis/` and for the spec corpus (OpenAPI
 //! 3.1, 3.0 and Swagger 2.0 variants), compiled as a library so that `cargo build`, `cargo
-//! clippy` and `cargo test` check every generated model, trait and client.
+//! clippy` and `cargo test` check every generated model, trait and client. Its only dependency
+//! is `klue`, which proves generated code needs nothing else.
 //!
 //! A served API binds its handlers at compile time: an implementation missing an operation's
 //! method does not compile (E0046, "not all trait items implemented, missing: `get_item`"):
@@ -34,7 +35,7 @@
 //!     }
 //!     async fn create_item(&self, _ctx: RequestContext, body: NewItem) -> Result<CreateItemResponse, ApiError> {
 //!         Ok(CreateItemResponse::Created(Item {
-//!             id: uuid::Uuid::nil(),
+//!             id: klue::uuid::Uuid::nil(),
 //!             name: body.name,
 //!             count: body.count,
 //!             tags: body.tags.unwrap_or_default(),
@@ -43,7 +44,7 @@
 //!     async fn list_items(&self, _ctx: RequestContext, _limit: i64, _offset: i64) -> Result<ListItemsResponse, ApiError> {
 //!         Ok(ItemList { items: vec![], total: 0 }.into())
 //!     }
-//!     async fn get_item(&self, _ctx: RequestContext, id: uuid::Uuid) -> Result<GetItemResponse, ApiError> {
+//!     async fn get_item(&self, _ctx: RequestContext, id: klue::uuid::Uuid) -> Result<GetItemResponse, ApiError> {
 //!         Err(ApiError::new(404, "ITEM_NOT_FOUND", format!("no item {id}")))
 //!     }
 //! }

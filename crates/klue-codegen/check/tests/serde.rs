@@ -1,9 +1,9 @@
 //! Generated models (de)serialize the JSON their schemas describe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use klue::serde_json::{self, json};
 use klue_codegen_check::corpus_openapi31::petstore::models as pet;
 use klue_codegen_check::edge_cases::edge::models as edge;
-use serde_json::json;
 
 #[test]
 fn discriminated_union_dispatches_on_the_tag_and_keeps_it() {
