@@ -13,12 +13,12 @@
 //!   `cargo xtask image` when REF is omitted); `podman stop` must return within 2 s.
 
 use crate::Project;
+use crate::target::{AcceptTarget, LOCAL_AUDIENCE, LOCAL_SECRET, free_port, ping};
 use crate::workspace::{self, cargo};
 use anyhow::{Context, Result, bail};
 use klue_accept::{Check, Target, TestResult};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -69,21 +69,6 @@ impl Args {
             return Ok(Box::new(RemoteHost::from_env(url)?));
         }
         bail!("name a target: --local or --host <url>")
-    }
-}
-
-/// Something the suite runs against: started before, stopped after.
-pub trait AcceptTarget {
-    /// What is tested, for the report (e.g. `local service (pid 42) at http://127.0.0.1:4711`).
-    fn describe(&self) -> String;
-    /// Where the suite sends its requests and how it gets a token.
-    fn target(&self) -> &Target;
-    /// Stops the target. Checks of the stop itself (e.g. a clean exit on SIGTERM) come back as
-    /// extra result rows; an error means it could not be stopped at all.
-    fn stop(&mut self) -> Result<Vec<TestResult>>;
-    /// The target's recent logs, shown when a check fails.
-    fn logs(&self) -> Option<String> {
-        None
     }
 }
 
@@ -242,10 +227,6 @@ impl AcceptTarget for RemoteHost {
     }
 }
 
-/// The JWT secret and audience a local service gets when the environment sets none.
-pub const LOCAL_SECRET: &str = "klue-accept-local-secret-0123456789abcdef";
-pub const LOCAL_AUDIENCE: &str = "klue-accept";
-
 /// How long a local service gets to answer `/ping`, and to exit after SIGTERM.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -286,28 +267,6 @@ pub fn build_service(project: &Project) -> Result<PathBuf> {
         })
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .with_context(|| format!("cargo build -p {package} reported no executable {binary}"))
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; a tiny race is accepted).
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Whether `GET /ping` on 127.0.0.1:`port` answers 200 (plain HTTP/1.1, no client needed).
-pub fn ping(port: u16) -> bool {
-    let attempt = || -> std::io::Result<bool> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(
-            format!("GET /ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head)?;
-        Ok(head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
-    };
-    attempt().unwrap_or(false)
 }
 
 /// The service binary running on a free loopback port; killed on drop if not stopped.

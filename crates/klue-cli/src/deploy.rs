@@ -6,8 +6,9 @@
 //! confirmed on a terminal; `--yes` confirms in CI. Exit 0: deployed (or nothing to do);
 //! 1: failed, with what state things are in and what to run next.
 
-use crate::accept::{self, AcceptTarget, LocalService, RemoteHost};
+use crate::accept::{self, LocalService, RemoteHost};
 use crate::aws_args::{Common, DeployArgs, DestroyArgs, PushArgs, RollbackArgs, StatusArgs};
+use crate::target::AcceptTarget;
 use crate::{Project, dev_defaults, image, podman, push};
 use anyhow::{Context, Result, bail};
 use klue_deploy::apply::{Deployer, Outcome, Progress, Release, SecretPurge, Settings};

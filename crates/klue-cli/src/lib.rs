@@ -26,7 +26,8 @@
 //! `--features klue-cli/aws` and runs it there ([`Project::main`] does this), so `token`,
 //! `codegen`, `accept` and `image` never pay for the SDK.
 //!
-//! Module map: [`accept`] (targets and report of the acceptance suite), [`image`] (static binary
+//! Module map: [`target`] (what the acceptance suite runs against), [`accept`] (local and
+//! remote targets, the runner's report), [`image`] (static binary
 //! and reproducible OCI image, no daemon), [`podman`] (runs an image for the suite), `push`
 //! (OCI distribution API, ECR), `diff` and `deploy` (the deploy engine `klue-deploy` driven
 //! from the command line), [`token`], [`codegen`], [`new`] (`cargo klue new`), [`workspace`]
@@ -47,6 +48,7 @@ pub mod podman;
 mod project;
 #[cfg(feature = "aws")]
 pub mod push;
+pub mod target;
 pub mod token;
 pub mod workspace;
 

@@ -7,7 +7,7 @@
 //! limits) and `--network host`. `KLUE_PODMAN_RUNTIME` overrides the runtime. No `--init`: the
 //! service is PID 1 and must exit on SIGTERM by itself. Not for: building images (`image/`).
 
-use crate::accept::{AcceptTarget, LOCAL_AUDIENCE, LOCAL_SECRET, free_port, ping};
+use crate::target::{AcceptTarget, LOCAL_AUDIENCE, LOCAL_SECRET, free_port, ping};
 use crate::{Project, image};
 use anyhow::{Context, Result, bail};
 use klue_accept::{Target, TestResult};
