@@ -19,7 +19,7 @@ pub enum Kind {
     Klue,
     /// `bench/baseline`: bare axum, the ceiling.
     Baseline,
-    /// klue-microservice 0.0.128, the Python original (`../shared/anchors/klue`).
+    /// klue-microservice 0.0.128, the Python original (`bench/klue-microservice`).
     Anchor,
     /// Connexion 3 under uvicorn (`bench/connexion`).
     Connexion,
@@ -118,22 +118,10 @@ impl Prepared {
         }
     }
 
-    /// klue-microservice from the anchor folder: `setup.sh` into a venv under the target dir,
-    /// a token from `token.sh`. `Ok(None)` with a note when the folder is absent.
-    pub fn anchor(cx: &Setup) -> Result<Option<Prepared>> {
-        let dir = cx
-            .root
-            .join("..")
-            .join("shared")
-            .join("anchors")
-            .join("klue");
-        if !dir.join("run.sh").exists() {
-            eprintln!(
-                "note: {} is absent: klue-microservice (the Python original) is skipped",
-                dir.display()
-            );
-            return Ok(None);
-        }
+    /// klue-microservice from `bench/klue-microservice`: `setup.sh` into a venv under the target
+    /// dir, a token from `token.sh`.
+    pub fn anchor(cx: &Setup) -> Result<Prepared> {
+        let dir = cx.root.join("bench").join("klue-microservice");
         let venv = cx.target_dir.join("bench").join("venv-anchor");
         let env = vec![
             ("KLUE_ANCHOR_VENV".to_string(), venv.display().to_string()),
@@ -143,7 +131,7 @@ impl Prepared {
         let mut setup = Command::new(dir.join("setup.sh"));
         setup.envs(env.iter().map(|(k, v)| (k, v)));
         util::run(&mut setup)
-            .context("setting up klue-microservice (../shared/anchors/klue/setup.sh)")?;
+            .context("setting up klue-microservice (bench/klue-microservice/setup.sh)")?;
         let out = Command::new(dir.join("token.sh"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::inherit())
@@ -153,7 +141,7 @@ impl Prepared {
         if !out.status.success() || token.is_empty() {
             bail!("token.sh failed ({})", out.status);
         }
-        Ok(Some(Prepared {
+        Ok(Prepared {
             kind: Kind::Anchor,
             program: dir.join("run.sh"),
             args: vec![],
@@ -161,10 +149,10 @@ impl Prepared {
             cwd: None,
             // run.sh PORT [WORKERS]
             port_as_arg: true,
-            // klue logs ~2 KB per request at DEBUG: to a file, as its README asks for benchmarks.
+            // klue-microservice logs about 2 KB per request at DEBUG: to a file, not a terminal.
             log: Some(cx.out_dir.join("logs").join("klue-microservice.log")),
             token,
-        }))
+        })
     }
 
     /// Connexion under uvicorn from `bench/connexion`, in a venv under the target dir.
