@@ -245,9 +245,9 @@ pub(crate) struct Answer {
 /// parameters captured by [`crate::routes`]) has its parameters read and its handler called
 /// here, before the returned future is first polled: that future then only holds the
 /// handler's. Carrying the whole of `serve`'s state instead (1.2 KB, moved three times per
-/// request) was a seventh of the instructions of `GET /ping` (docs/benchmarks.md, fifth
-/// round). So this can panic where an operation's code panics: callers catch panics around
-/// the call as well as around polling.
+/// request) cost `GET /ping` about 0.7k of its 16k instructions (docs/benchmarks.md, "What
+/// made klue faster"). So this can panic where an operation's code panics: callers catch
+/// panics around the call as well as around polling.
 pub(crate) fn dispatch_captured<'a>(
     op: &'a OperationRuntime,
     shared: &'a Shared,

@@ -12,7 +12,7 @@
 //! sockets' memory stays in that core's cache. Handed out in turn, every worker served
 //! every client thread, so the two sides of a connection were on different cores half the
 //! time. On 2 cores under `wrk -t2 -c32`, paired runs put this placement about 2 % ahead on
-//! `GET /ping` and 1-8 % on `GET /v1/hello` (docs/benchmarks.md, sixth round).
+//! `GET /ping` and 1-8 % on `GET /v1/hello` (docs/benchmarks.md, "What made klue faster").
 //!
 //! The CPU is only a grouping key: workers are not pinned to CPUs. Where the kernel does not
 //! say (another OS, a socket that never saw a packet), the least-loaded worker is taken,

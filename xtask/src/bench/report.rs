@@ -1,4 +1,4 @@
-//! Results of a bench run: medians, ratios against klue, the issue's targets, and the Markdown
+//! Results of a bench run: medians, ratios against klue, the performance targets, and the Markdown
 //! and JSON renderings (`<target>/bench/results.*`, `docs/benchmarks.md`).
 
 use super::Workload;
@@ -152,7 +152,7 @@ impl TargetResult {
     }
 }
 
-/// One of the issue's targets, checked on this run.
+/// One of the performance targets (docs/benchmarks.md, "Targets"), checked on this run.
 #[derive(Debug, Serialize)]
 pub struct Check {
     pub what: String,
@@ -207,7 +207,7 @@ impl Report {
     /// klue's req/s over `peer`'s on `workload`: the median over the rounds of the two
     /// runs' ratio in each round. The two runs of a round are seconds apart; the ratio of the
     /// two medians can compare runs from different minutes, and the load on a shared machine
-    /// changes from minute to minute (docs/benchmarks.md, fifth round).
+    /// changes from minute to minute (docs/benchmarks.md, "What is measured, and how").
     fn ratio(&self, workload: &str, peer: Kind) -> Option<f64> {
         let ratios = self.round_ratios(workload, peer);
         (!ratios.is_empty()).then(|| median(&ratios))
@@ -366,7 +366,9 @@ impl Report {
         }
 
         if !self.checks.is_empty() {
-            md.push_str("\n### Targets (issue 9)\n\n| target | measured | bar | met |\n|---|---:|---:|:---:|\n");
+            md.push_str(
+                "\n### Targets\n\n| target | measured | bar | met |\n|---|---:|---:|:---:|\n",
+            );
             for c in &self.checks {
                 let _ = writeln!(
                     md,
