@@ -19,10 +19,16 @@ pub struct Args {
     /// the directory's name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Depend on the klue crates of this local checkout (by path) instead of crates.io, and
-    /// start from its Cargo.lock so both resolve the same dependency versions.
-    #[arg(long, value_name = "CHECKOUT")]
+    /// Depend on the klue crates of this local checkout (by path), and start from its
+    /// Cargo.lock so both resolve the same dependency versions. Default: the checkout this
+    /// `cargo klue` was built from, when it was built from one and it is still there;
+    /// otherwise crates.io.
+    #[arg(long, value_name = "CHECKOUT", conflicts_with = "crates_io")]
     pub klue_path: Option<PathBuf>,
+    /// Depend on the klue crates of crates.io (this version of klue-cli), even when this
+    /// `cargo klue` was built from a checkout.
+    #[arg(long)]
+    pub crates_io: bool,
 }
 
 /// The longest service name: EB's CNAME prefix `<name>-staging` must stay within a DNS label.
@@ -288,9 +294,19 @@ pub fn run(args: &Args) -> Result<()> {
     let name = ServiceName::parse(&name)?;
     let source = match &args.klue_path {
         Some(path) => KlueSource::Checkout(klue_checkout(path)?),
-        None => KlueSource::Registry(env!("CARGO_PKG_VERSION").to_string()),
+        None if args.crates_io => registry(),
+        None => default_source(),
     };
     create(&args.dir, &name, &source)?;
+    match &source {
+        KlueSource::Checkout(root) => println!(
+            "the klue crates come from the checkout {} (--crates-io for crates.io)",
+            root.display()
+        ),
+        KlueSource::Registry(version) => {
+            println!("the klue crates come from crates.io, version {version}")
+        }
+    }
     println!(
         "created the {} service in {}\n\n  cd {}\n  cargo run -p service -- --port 8080\n  cargo xtask accept --local",
         name.kebab,
@@ -298,6 +314,23 @@ pub fn run(args: &Args) -> Result<()> {
         args.dir.display()
     );
     Ok(())
+}
+
+fn registry() -> KlueSource {
+    KlueSource::Registry(env!("CARGO_PKG_VERSION").to_string())
+}
+
+/// The klue checkout this binary was built from (`cargo install --path crates/klue-cli`),
+/// when it still exists; else crates.io. A build from crates.io's sources has no checkout
+/// around it.
+fn default_source() -> KlueSource {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"));
+    built_from
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|root| klue_checkout(root).ok())
+        .map(KlueSource::Checkout)
+        .unwrap_or_else(registry)
 }
 
 /// Checks that `path` is a klue checkout (its crates are where the dependencies point) and
@@ -389,6 +422,13 @@ mod tests {
                 .any(|(p, _)| p == Path::new("apis/order-book.yaml"))
         );
         Ok(())
+    }
+
+    #[test]
+    fn built_from_a_checkout_the_default_is_that_checkout() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let expected = std::fs::canonicalize(root).ok().map(KlueSource::Checkout);
+        assert_eq!(Some(default_source()), expected);
     }
 
     #[test]
