@@ -1,5 +1,6 @@
 //! `cargo xtask test`: what CI runs. Installs the Python test tools into a venv, then runs
-//! rustfmt, clippy, actionlint on `.github/workflows`, and every test of the workspace.
+//! rustfmt, clippy, actionlint on `.github/workflows`, packages the crates a service depends on
+//! as crates.io would take them, and runs every test of the workspace.
 
 use crate::util::{self, cargo, python_venv, target_dir, workspace_root};
 use anyhow::Result;
@@ -32,6 +33,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "warnings",
         ]))?;
         lint_workflows(&python)?;
+        package_published_crates()?;
     }
     util::run(
         cargo()
@@ -41,6 +43,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .args(&args.cargo_args),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The crates a service depends on, in dependency order: what `cargo publish` would upload.
+const PUBLISHED_CRATES: [&str; 6] = [
+    "klue-spec",
+    "klue",
+    "klue-codegen",
+    "klue-deploy",
+    "klue-accept",
+    "klue-cli",
+];
+
+/// `cargo package` of [`PUBLISHED_CRATES`] without the verification build: fails on what
+/// crates.io would refuse (a dependency without a version, a file outside the crate, missing
+/// metadata). `--allow-dirty`: the check is of the manifests, not of the checkout's state.
+fn package_published_crates() -> Result<()> {
+    let mut cmd = cargo();
+    cmd.current_dir(workspace_root())
+        .args(["package", "--quiet", "--no-verify", "--allow-dirty"]);
+    for name in PUBLISHED_CRATES {
+        cmd.args(["--package", name]);
+    }
+    util::run(&mut cmd)
 }
 
 /// actionlint (from the venv) on every workflow file.

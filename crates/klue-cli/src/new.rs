@@ -298,20 +298,17 @@ pub fn run(args: &Args) -> Result<()> {
         None => default_source(),
     };
     create(&args.dir, &name, &source)?;
-    match &source {
-        KlueSource::Checkout(root) => println!(
-            "the klue crates come from the checkout {} (--crates-io for crates.io)",
+    let from = match &source {
+        KlueSource::Checkout(root) => format!(
+            "the klue crates of the checkout {} (--crates-io for the published ones)",
             root.display()
         ),
-        KlueSource::Registry(version) => {
-            println!("the klue crates come from crates.io, version {version}")
-        }
-    }
+        KlueSource::Registry(version) => format!("the klue crates {version} of crates.io"),
+    };
+    let dir = args.dir.display();
     println!(
-        "created the {} service in {}\n\n  cd {}\n  cargo run -p service -- --port 8080\n  cargo xtask accept --local",
-        name.kebab,
-        args.dir.display(),
-        args.dir.display()
+        "created the {} service in {dir}, on {from}\n\n  cd {dir}\n  cargo run -p service -- --port 8080\n  cargo xtask accept --local",
+        name.kebab
     );
     Ok(())
 }
