@@ -528,3 +528,15 @@ fn refuses_to_start_with_an_empty_secret() {
     assert!(output.contains("KLUE_JWT_AUDIENCE"), "{output}");
     assert!(!output.contains(SECRET), "the secret is printed:\n{output}");
 }
+
+#[test]
+fn refuses_to_start_with_an_unknown_log_format() {
+    let (ok, output) = start_expecting_exit(&[
+        ("KLUE_JWT_SECRET", SECRET),
+        ("KLUE_JWT_AUDIENCE", AUDIENCE),
+        ("KLUE_LOG_FORMAT", "xml"),
+    ]);
+    assert!(!ok, "{output}");
+    assert!(output.contains("KLUE_LOG_FORMAT=\"xml\""), "{output}");
+    assert!(output.contains("`json`"), "{output}");
+}

@@ -101,15 +101,56 @@ impl Drop for LogGuard {
     }
 }
 
-/// Logs to stdout: pretty by default, one JSON object per line with `KLUE_LOG_FORMAT=json`.
-/// The level comes from `RUST_LOG` (default `info`). Lines are buffered and written in
-/// batches (see `logsink.rs`): request threads never wait on stdout unless it blocks,
-/// nothing is dropped, and the returned guard writes what is left on drop. With the JSON
-/// format, the request lines skip tracing's event machinery (same bytes, see `logfmt.rs`).
+/// The format of the log lines, from `KLUE_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event, `key=value` fields (the default).
+    Compact,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `KLUE_LOG_FORMAT`: `compact` (or unset or empty) or `json`, in any case; anything else is
+    /// an error naming the accepted values, so a typo does not silently change what a log
+    /// pipeline receives.
+    pub fn from_env() -> Result<LogFormat, String> {
+        match std::env::var("KLUE_LOG_FORMAT") {
+            Err(std::env::VarError::NotPresent) => Ok(LogFormat::Compact),
+            Ok(value) => LogFormat::parse(&value),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err("KLUE_LOG_FORMAT is not valid UTF-8: use `compact` or `json`".to_string())
+            }
+        }
+    }
+
+    fn parse(value: &str) -> Result<LogFormat, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "compact" => Ok(LogFormat::Compact),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "KLUE_LOG_FORMAT={:?} is not a log format: use `compact` (the default) or `json`",
+                crate::error::truncate_input(value)
+            )),
+        }
+    }
+}
+
+/// Logs to stdout in the format `KLUE_LOG_FORMAT` names (compact when it names none it
+/// knows; [`run_service`] refuses such a value instead). See [`init_logging`].
 pub fn init_tracing() -> LogGuard {
+    init_logging(LogFormat::from_env().unwrap_or(LogFormat::Compact))
+}
+
+/// Logs to stdout in `format`. The level comes from `RUST_LOG` (default `info`). Lines are
+/// buffered and written in batches (see `logsink.rs`): request threads never wait on stdout
+/// unless it blocks, nothing is dropped, and the returned guard writes what is left on drop.
+/// With the JSON format, the request lines skip tracing's event machinery (same bytes, see
+/// `logfmt.rs`).
+pub fn init_logging(format: LogFormat) -> LogGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("KLUE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = format == LogFormat::Json;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let (sink, flusher) = LogSink::start(Box::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
@@ -452,7 +493,14 @@ pub async fn run_service(
 ) -> ExitCode {
     use clap::Parser;
     let args = ServerArgs::parse();
-    let _log_guard = init_tracing();
+    let format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = init_logging(format);
     match start(args, specs, configure).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -538,6 +586,19 @@ fn positive_seconds(value: f64, flag: &str, env: &str) -> Result<Duration, Strin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_formats_are_compact_or_json_and_nothing_else() {
+        use super::LogFormat;
+        assert_eq!(LogFormat::parse(""), Ok(LogFormat::Compact));
+        assert_eq!(LogFormat::parse("Compact"), Ok(LogFormat::Compact));
+        assert_eq!(LogFormat::parse(" JSON "), Ok(LogFormat::Json));
+        let error = LogFormat::parse("xml").err().unwrap_or_default();
+        assert!(
+            error.contains("\"xml\"") && error.contains("`json`"),
+            "{error}"
+        );
+    }
+
     use super::*;
     use std::io::{Read, Write};
 
