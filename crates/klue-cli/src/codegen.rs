@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The API to print (its spec's file stem, e.g. `helloworld`); every API when omitted.
+    /// The API to print (its spec's file stem, e.g. `orders`); every API when omitted.
     api: Option<String>,
     /// The spec folder (relative paths are relative to the workspace root).
     #[arg(long, default_value = "apis")]

@@ -29,6 +29,10 @@ pub struct Args {
     /// `cargo klue` was built from a checkout.
     #[arg(long)]
     pub crates_io: bool,
+    /// Do not make the new directory a git repository (by default it becomes one, as with
+    /// `cargo new`, unless it is inside one already).
+    #[arg(long)]
+    pub no_git: bool,
 }
 
 /// The longest service name: EB's CNAME prefix `<name>-staging` must stay within a DNS label.
@@ -298,6 +302,9 @@ pub fn run(args: &Args) -> Result<()> {
         None => default_source(),
     };
     create(&args.dir, &name, &source)?;
+    if !args.no_git {
+        git_init(&args.dir);
+    }
     let from = match &source {
         KlueSource::Checkout(root) => format!(
             "the klue crates of the checkout {} (--crates-io for the published ones)",
@@ -328,6 +335,34 @@ fn default_source() -> KlueSource {
         .and_then(|root| klue_checkout(root).ok())
         .map(KlueSource::Checkout)
         .unwrap_or_else(registry)
+}
+
+/// `git init` in `dir`, unless it is inside a work tree already or git is missing (said, not
+/// fatal: the repository is complete without it).
+fn git_init(dir: &Path) {
+    let inside = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .output();
+    match inside {
+        Ok(out) if out.status.success() => {}
+        Ok(_) => {
+            let init = std::process::Command::new("git")
+                .current_dir(dir)
+                .args(["init", "--quiet"])
+                .status();
+            if !init.is_ok_and(|status| status.success()) {
+                eprintln!(
+                    "note: git init failed in {}; the files are written",
+                    dir.display()
+                );
+            }
+        }
+        Err(_) => eprintln!(
+            "note: git is not installed: {} is not a git repository",
+            dir.display()
+        ),
+    }
 }
 
 /// Checks that `path` is a klue checkout (its crates are where the dependencies point) and

@@ -2,9 +2,9 @@
 //! oci-archive, start a container on a free loopback port with host networking, wait for
 //! `/ping`, and stop and remove it when done (also on drop).
 //!
-//! On these machines podman needs `--runtime runc` (crun rejects the host's hybrid cgroup
-//! layout), `--ulimit nofile=20000:20000 --ulimit nproc=32768:32768` (the sandbox cannot raise
-//! limits) and `--network host`. `KLUE_PODMAN_RUNTIME` overrides the runtime. No `--init`: the
+//! Containers run with `--runtime runc` (crun rejects a hybrid cgroup layout, as sandboxed CI
+//! hosts have), `--ulimit nofile=20000:20000 --ulimit nproc=32768:32768` (a sandbox may not
+//! raise limits to podman's defaults) and `--network host`. `KLUE_PODMAN_RUNTIME` overrides the runtime. No `--init`: the
 //! service is PID 1 and must exit on SIGTERM by itself. Not for: building images (`image/`).
 
 use crate::target::{AcceptTarget, LOCAL_AUDIENCE, LOCAL_SECRET, free_port, ping};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// How long a container gets to answer `/ping`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A podman command with the global options this machine needs.
+/// A podman command with its global options (the runtime: `KLUE_PODMAN_RUNTIME`, else runc).
 pub fn podman() -> Command {
     let mut cmd = Command::new("podman");
     let runtime = std::env::var("KLUE_PODMAN_RUNTIME").unwrap_or_else(|_| "runc".into());

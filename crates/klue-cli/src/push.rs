@@ -713,7 +713,7 @@ mod tests {
     #[test]
     fn tags_of_references() {
         assert_eq!(
-            tag_of_reference("localhost/klue-service:0.1.0").as_deref(),
+            tag_of_reference("localhost/orders:0.1.0").as_deref(),
             Some("0.1.0")
         );
         assert_eq!(tag_of_reference("localhost:5000/klue").as_deref(), None);

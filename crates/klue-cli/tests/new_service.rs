@@ -75,6 +75,10 @@ fn a_new_service_builds_passes_its_suite_diffs_and_names_a_missing_handler() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        dir.join(".git").is_dir(),
+        "the new service is not a git repository"
+    );
     for file in [
         "Cargo.toml",
         "apis/order-book.yaml",
@@ -254,7 +258,7 @@ fn walk(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
         for entry in std::fs::read_dir(&next).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                if !path.ends_with("target") {
+                if !path.ends_with("target") && !path.ends_with(".git") {
                     pending.push(path);
                 }
             } else if let Ok(contents) = std::fs::read_to_string(&path) {

@@ -217,7 +217,9 @@ fn git_revision() -> String {
     git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// `SOURCE_DATE_EPOCH` if set, else the commit time of HEAD.
+/// `SOURCE_DATE_EPOCH` if set, else the commit time of HEAD, else (a repository without a
+/// commit yet, e.g. just made by `cargo klue new`) 0: the image stays reproducible, and a note
+/// says where its timestamps come from.
 fn source_date_epoch() -> Result<i64> {
     if let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") {
         return value
@@ -225,9 +227,16 @@ fn source_date_epoch() -> Result<i64> {
             .parse()
             .with_context(|| format!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds"));
     }
-    git(&["log", "-1", "--format=%ct"])
-        .and_then(|s| s.parse().ok())
-        .context("no SOURCE_DATE_EPOCH and no git commit to take the time from")
+    match git(&["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok()) {
+        Some(time) => Ok(time),
+        None => {
+            eprintln!(
+                "note: no git commit and no SOURCE_DATE_EPOCH: the image's timestamps are \
+                 1970-01-01 (commit, or set SOURCE_DATE_EPOCH, to date it)"
+            );
+            Ok(0)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct ImageInput {
     pub revision: String,
     /// Where the source lives (`org.opencontainers.image.source`).
     pub source: String,
-    /// The image title (`org.opencontainers.image.title`), e.g. `klue-service`.
+    /// The image title (`org.opencontainers.image.title`), e.g. `orders`.
     pub title: String,
     /// The licence expression (`org.opencontainers.image.licenses`).
     pub licenses: String,
@@ -386,9 +386,9 @@ mod tests {
             version: "0.1.0".into(),
             revision: "0123456789abcdef0123456789abcdef01234567".into(),
             source: "https://example.invalid/klue".into(),
-            title: "klue-service".into(),
+            title: "orders".into(),
             licenses: "MIT".into(),
-            ref_name: "localhost/klue-service:0.1.0".into(),
+            ref_name: "localhost/orders:0.1.0".into(),
         }
     }
 
@@ -481,7 +481,7 @@ mod tests {
         let index: Value = serde_json::from_slice(&image.index_json).unwrap();
         assert_eq!(
             index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-            "localhost/klue-service:0.1.0"
+            "localhost/orders:0.1.0"
         );
         assert_eq!(index["manifests"][0]["digest"], Value::from(image.digest()));
     }
