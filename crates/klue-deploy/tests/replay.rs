@@ -16,10 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn samples() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/aws-samples/elasticbeanstalk.json"
-    );
+    let path = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default())
+        .join("tests/aws-samples/elasticbeanstalk.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
