@@ -81,22 +81,27 @@ impl ServiceName {
         if RUST_KEYWORDS.contains(&snake.as_str()) {
             bail!("invalid service name {name:?}: `{snake}` is a Rust keyword");
         }
-        let pascal = name
-            .split('-')
-            .map(|part| {
-                let mut chars = part.chars();
-                chars
-                    .next()
-                    .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let pascal = capitalized_words(name).concat();
         Ok(ServiceName {
             kebab: name.to_string(),
             snake,
             pascal,
         })
     }
+}
+
+/// The dash-separated words of a (valid, ASCII) name, each with its first letter in upper case:
+/// `order-book` -> `["Order", "Book"]`.
+fn capitalized_words(name: &str) -> Vec<String> {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Where the generated repository takes the klue crates from.
@@ -243,18 +248,7 @@ const FILES: &[(&str, &str)] = &[
 
 /// The placeholders of the templates and their values.
 fn placeholders(name: &ServiceName, source: &KlueSource) -> Vec<(&'static str, String)> {
-    let title = name
-        .kebab
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let title = capitalized_words(&name.kebab).join(" ");
     vec![
         ("{{name}}", name.kebab.clone()),
         ("{{snake}}", name.snake.clone()),

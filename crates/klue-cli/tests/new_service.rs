@@ -20,21 +20,13 @@ use std::time::Duration;
 
 const NAME: &str = "order-book";
 
-/// `cargo` in the generated repository, without the variables `cargo test` set for this
-/// package (they would describe the wrong package to the build scripts over there).
+/// `cargo` in the generated repository: klue-cli's own, without the variables `cargo test` set
+/// for this package, and without this environment's `KLUE_*` settings.
 fn cargo(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = klue_cli::workspace::cargo();
     for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name == "CARGO_MANIFEST_DIR"
-            || name == "CARGO_MANIFEST_PATH"
-            || name == "CARGO_PRIMARY_PACKAGE"
-            || name == "CARGO_CRATE_NAME"
-            || name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_BIN_")
-            || name.starts_with("KLUE_")
-        {
-            cmd.env_remove(name.as_ref());
+        if name.to_string_lossy().starts_with("KLUE_") {
+            cmd.env_remove(&name);
         }
     }
     cmd.current_dir(dir)
